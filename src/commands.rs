@@ -1,6 +1,7 @@
 //! Command handlers: parse, check the key's type, validate, act, reply, replicate, in that
 //! order. The logic they call lives in `db`, `entry`, `leases` and `stats`.
 
+use crate::acl::{Access, Intent};
 use crate::args::{self, Freshness as Fresh};
 use crate::cachetype::replication_args;
 use crate::config;
@@ -299,10 +300,16 @@ pub fn invalidate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let cmd = args::invalidate(&argv).map_err(parse_error)?;
     let db = selected_db(ctx);
     let now = now_ms();
+    let access = Access::of(ctx);
+    let allowed = |k: &[u8]| access.allows(ctx, k, Intent::Invalidate);
     let keys = state::with(|s| {
         let d = s.db(db);
-        d.leases.void_pattern(cmd.pattern);
-        d.keys_matching(cmd.pattern)
+        d.leases.void_pattern(cmd.pattern, allowed);
+        let mut keys = d.keys_matching(cmd.pattern);
+        if !access.is_all() {
+            keys.retain(|k| allowed(k));
+        }
+        keys
     });
     let touched = invalidate_keys(ctx, db, &keys, cmd.soft, now);
     let count = finish_invalidation(ctx, db, &touched, 0);
@@ -316,7 +323,8 @@ pub fn invalidate_tag(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let cmd = args::invalidate(&argv).map_err(parse_error)?;
     let db = selected_db(ctx);
     let now = now_ms();
-    let (now_keys, swept) = state::with(|s| {
+    let access = Access::of(ctx);
+    let (mut now_keys, swept) = state::with(|s| {
         let seq = s.next_seq();
         let d = s.db(db);
         let tags: Vec<Bytes> = if crate::pattern::as_literal(cmd.pattern).is_some() {
@@ -328,7 +336,7 @@ pub fn invalidate_tag(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         let mut now_keys = Vec::new();
         let mut swept = 0u64;
         for tag in tags {
-            match d.invalidate_tag(&tag, cmd.soft, seq, now) {
+            match d.invalidate_tag(&tag, cmd.soft, seq, now, !access.is_all()) {
                 TagWork::Now(keys) => now_keys.extend(keys),
                 TagWork::Swept(n) => swept += n as u64,
             }
@@ -337,6 +345,9 @@ pub fn invalidate_tag(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         now_keys.dedup();
         (now_keys, swept)
     });
+    if !access.is_all() {
+        now_keys.retain(|k| access.allows(ctx, k, Intent::Invalidate));
+    }
     if swept > 0 {
         crate::sweep::start(ctx);
     }
@@ -420,6 +431,9 @@ fn namespace_fields(ns: &NamespaceStats) -> [(&'static str, StatValue); 17] {
 pub fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let argv = slices(&args);
     let query = args::stats(&argv).map_err(parse_error)?;
+    if !Access::of(ctx).is_all() {
+        return Err(error::no_permission());
+    }
     let db = selected_db(ctx);
     match query {
         args::StatsQuery::Totals => {
@@ -502,8 +516,10 @@ pub fn tag_scan(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
     });
     let now = now_ms();
+    let access = Access::of(ctx);
     let live: Vec<Bytes> = candidates
         .into_iter()
+        .filter(|name| access.allows(ctx, name, Intent::Read))
         .filter(|name| {
             let key = Key::open(ctx, name, false);
             match key.content() {

@@ -146,12 +146,20 @@ impl Db {
 
     /// Invalidates one tag at sequence `seq`: small tags hand their keys back, large ones are
     /// detached whole (O(1)) and recorded so readers see the effect before the sweep.
-    pub fn invalidate_tag(&mut self, tag: &[u8], soft: bool, seq: u64, now: i64) -> TagWork {
+    /// `keys_only`: the caller may touch only some keys, so every member is handed back.
+    pub fn invalidate_tag(
+        &mut self,
+        tag: &[u8],
+        soft: bool,
+        seq: u64,
+        now: i64,
+        keys_only: bool,
+    ) -> TagWork {
         self.leases.void_tag(tag, seq);
         let Some(set) = self.tags.get(tag) else {
             return TagWork::Now(Vec::new());
         };
-        if set.len() <= SYNC_LIMIT {
+        if keys_only || set.len() <= SYNC_LIMIT {
             return TagWork::Now(set.iter().cloned().collect());
         }
         let Some((name, members)) = self.tags.remove_entry(tag) else {
@@ -299,7 +307,7 @@ mod tests {
         for (i, e) in entries.iter_mut().enumerate() {
             db.add(format!("k{i}").as_bytes(), e, 1, b':', 10);
         }
-        let TagWork::Swept(n) = db.invalidate_tag(b"big", false, 2, 0) else {
+        let TagWork::Swept(n) = db.invalidate_tag(b"big", false, 2, 0, false) else {
             panic!("expected a sweep")
         };
         assert_eq!(n, SYNC_LIMIT + 5);
@@ -322,11 +330,13 @@ mod tests {
     fn small_tag_invalidation_hands_keys_back() {
         let mut db = Db::default();
         db.add(b"a", &mut entry(&["t"]), 1, b':', 10);
-        match db.invalidate_tag(b"t", true, 2, 0) {
+        match db.invalidate_tag(b"t", true, 2, 0, false) {
             TagWork::Now(keys) => assert_eq!(keys.len(), 1),
             TagWork::Swept(_) => panic!("small tags are done in the command"),
         }
-        assert!(matches!(db.invalidate_tag(b"none", false, 3, 0), TagWork::Now(k) if k.is_empty()));
+        assert!(
+            matches!(db.invalidate_tag(b"none", false, 3, 0, false), TagWork::Now(k) if k.is_empty())
+        );
     }
 
     #[test]

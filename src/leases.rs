@@ -89,8 +89,10 @@ impl Leases {
         self.by_key.remove(key);
     }
 
-    pub fn void_pattern(&mut self, pat: &[u8]) {
-        self.by_key.retain(|key, _| !pattern::matches(pat, key));
+    /// Voids the leases on keys matching `pat` that `allowed` lets the caller touch.
+    pub fn void_pattern(&mut self, pat: &[u8], allowed: impl Fn(&[u8]) -> bool) {
+        self.by_key
+            .retain(|key, _| !(pattern::matches(pat, key) && allowed(key)));
     }
 
     /// Records a tag invalidation at `seq` (only needed while some lease may be voided by it).
@@ -185,7 +187,12 @@ mod tests {
         let mut l = Leases::default();
         l.grant(b"a:1", 1, 0, 0, 10);
         l.grant(b"b:1", 2, 0, 0, 10);
-        l.void_pattern(b"a:*");
+        l.grant(b"a:2", 3, 0, 0, 10);
+        l.void_pattern(b"a:*", |k| k != b"a:2");
+        assert!(
+            l.redeem(b"a:2", 3, &NONE),
+            "a lease the caller may not touch stays"
+        );
         assert!(!l.redeem(b"a:1", 1, &NONE));
         l.void_key(b"b:1");
         assert!(!l.redeem(b"b:1", 2, &NONE));

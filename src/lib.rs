@@ -2,6 +2,7 @@
 //! stale-while-revalidate, pattern and tag invalidation without scanning the keyspace, and
 //! hit/miss statistics per database and namespace.
 
+pub mod acl;
 pub mod args;
 pub mod cachetype;
 pub mod commands;
