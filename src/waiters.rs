@@ -236,7 +236,7 @@ extern "C" fn on_timeout(
     let db = crate::keys::selected_db(&ctx);
     count(db, b"", Event::WaitTimeout);
     reply::array(&ctx, 3);
-    reply::simple(&ctx, "PENDING");
+    reply::simple(&ctx, c"PENDING");
     reply::null(&ctx);
     reply::null(&ctx);
     raw::REDISMODULE_OK as c_int
