@@ -8,6 +8,7 @@ pub mod cachetype;
 pub mod commands;
 pub mod config;
 pub mod db;
+pub mod docs;
 pub mod entry;
 pub mod error;
 pub mod events;
@@ -43,6 +44,8 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
         ctx.log_warning("cache: could not subscribe to server events");
         return Status::Err;
     }
+    // The macro has registered the commands by now; their docs can only be set afterwards.
+    docs::register(ctx);
     // Replaces the macro's default INFO callback (which would need two more crates).
     raw::register_info_function(ctx.ctx, Some(info::info_callback));
     ctx.create_timer(HOUSEKEEPING, housekeeping, ());
