@@ -344,8 +344,8 @@ pub fn invalidate_tag(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let (mut now_keys, swept) = state::with(|s| {
         let seq = s.next_seq();
         let d = s.db(db);
-        let tags: Vec<Bytes> = if crate::pattern::as_literal(cmd.pattern).is_some() {
-            vec![Arc::from(cmd.pattern)]
+        let tags: Vec<Bytes> = if let Some(tag) = crate::pattern::as_literal(cmd.pattern) {
+            vec![Arc::from(tag)]
         } else {
             d.leases.void_tag_pattern(cmd.pattern, seq);
             d.tags_matching(cmd.pattern)

@@ -122,7 +122,7 @@ const NAMES: [&str; 7] = [
 /// Applies `loadmodule path.so [cache.]name value ...` with CONFIG SET's own validation, so a
 /// bad value stops the module from loading instead of being clamped or ignored.
 pub fn apply_module_args(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err("module arguments come in pairs: name value".to_string());
     }
     for pair in args.chunks(2) {

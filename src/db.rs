@@ -17,7 +17,7 @@ use std::sync::Arc;
 pub const SYNC_LIMIT: usize = 1000;
 /// A key pattern examines at most this many indexed keys inside the command; the rest of its
 /// range is swept by the timer.
-pub const SCAN_LIMIT: usize = 10_000;
+pub const SCAN_LIMIT: usize = 50_000;
 
 /// Keys awaiting the sweeper: the members a tag had when it was invalidated, or entries found
 /// dead when they (re)entered the index.
