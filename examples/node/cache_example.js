@@ -190,9 +190,11 @@ async function main() {
     await other.sendCommand(['CACHE.INVALIDATETAG', 'product:2']); // ... and invalidates it
     return old;
   };
-  v = await product(2, slowLoadDesk, {});
+  // leaseMs 300: a refused set changes nothing, so the voided lease still holds
+  // the key until it lapses; keep leases close to the time a compute takes.
+  v = await product(2, slowLoadDesk, { leaseMs: 300 });
   check('computed value still returned', [v, cache.trace], ['Desk v2', ['MISS', 'not-stored']]);
-  v = await product(2, loadProduct(2), {});
+  v = await product(2, loadProduct(2), { waitMs: 5000 });
   check('next read computes the new value', [v, cache.trace], ['Desk v3', ['MISS', 'stored']]);
 
   console.log('6. WAIT: many readers, one computation; the others block until it is stored');

@@ -161,7 +161,7 @@ if ($resp === 3) {
     try {
         $hello = $r->rawCommand('HELLO', '3');
     } catch (RedisException $e) {
-        echo 'php phpredis ', phpversion('redis'), ": RESP3 not supported by this client ({$e->getMessage()}); ",
+        echo 'php phpredis ', phpversion('redis'), ": RESP3 not supported by this client (" . trim($e->getMessage()) . "); ",
             "use RESP2 (the default) with phpredis\n";
         exit(77);
     }
@@ -238,9 +238,11 @@ $slowLoadDesk = function () use ($loadProduct, &$products, $other): string {
     $other->cmd('CACHE.INVALIDATETAG', 'product:2');   // ... and invalidates it
     return $old;
 };
-$v = $product(2, $slowLoadDesk, 0);
+// leaseMs 300: a refused set changes nothing, so the voided lease still holds
+// the key until it lapses; keep leases close to the time a compute takes.
+$v = $cache->getOrCompute('product:2', 60, ['product:2', 'products'], $slowLoadDesk, leaseMs: 300);
 check('computed value still returned', [$v, $cache->trace], ['Desk v2', ['MISS', 'not-stored']]);
-$v = $product(2, null, 0);
+$v = $cache->getOrCompute('product:2', 60, ['product:2', 'products'], $loadProduct(2), waitMs: 5000);
 check('next read computes the new value', [$v, $cache->trace], ['Desk v3', ['MISS', 'stored']]);
 
 echo "6. WAIT: many readers, one computation; the others block until it is stored\n";

@@ -198,9 +198,11 @@ def main():
         products[2] = "Desk v3"  # meanwhile, someone updates the desk ...
         other.execute_command("CACHE.INVALIDATETAG", "product:2")  # ... and invalidates it
         return value
-    v = cache.get_or_compute("product:2", 60, ["product:2", "products"], slow_load_desk)
+    # LEASE 300: a refused set changes nothing, so the voided lease still holds
+    # the key until it lapses; keep leases close to the time a compute takes.
+    v = cache.get_or_compute("product:2", 60, ["product:2", "products"], slow_load_desk, lease_ms=300)
     check("computed value still returned", (v, cache.trace), ("Desk v2", ["MISS", "not-stored"]))
-    v = cache.get_or_compute("product:2", 60, ["product:2", "products"], load_product(2))
+    v = cache.get_or_compute("product:2", 60, ["product:2", "products"], load_product(2), wait_ms=5000)
     check("next read computes the new value", (v, cache.trace), ("Desk v3", ["MISS", "stored"]))
 
     print("6. WAIT: many readers, one computation; the others block until it is stored")
