@@ -144,4 +144,5 @@ for client in "${clients[@]}"; do
     for resp in 2 3; do run_one "$client" "$resp"; done
 done
 summary
+if [ $failed -ne 0 ]; then say "server log (last 15 lines):"; tail -15 "$tmp/server.log"; fi
 [ $failed -eq 0 ]
