@@ -190,8 +190,9 @@ async function main() {
     await other.sendCommand(['CACHE.INVALIDATETAG', 'product:2']); // ... and invalidates it
     return old;
   };
-  // leaseMs 300: a refused set changes nothing, so the voided lease still holds
-  // the key until it lapses; keep leases close to the time a compute takes.
+  // leaseMs 300: keep a lease close to what the computation takes, so a client
+  // that dies holding it delays the others little. (This module also frees the
+  // key at once when it refuses a set; WAIT covers either way.)
   v = await product(2, slowLoadDesk, { leaseMs: 300 });
   check('computed value still returned', [v, cache.trace], ['Desk v2', ['MISS', 'not-stored']]);
   v = await product(2, loadProduct(2), { waitMs: 5000 });

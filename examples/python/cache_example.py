@@ -198,8 +198,9 @@ def main():
         products[2] = "Desk v3"  # meanwhile, someone updates the desk ...
         other.execute_command("CACHE.INVALIDATETAG", "product:2")  # ... and invalidates it
         return value
-    # LEASE 300: a refused set changes nothing, so the voided lease still holds
-    # the key until it lapses; keep leases close to the time a compute takes.
+    # LEASE 300: keep a lease close to what the computation takes, so a client
+    # that dies holding it delays the others little. (This module also frees the
+    # key at once when it refuses a set; WAIT covers either way.)
     v = cache.get_or_compute("product:2", 60, ["product:2", "products"], slow_load_desk, lease_ms=300)
     check("computed value still returned", (v, cache.trace), ("Desk v2", ["MISS", "not-stored"]))
     v = cache.get_or_compute("product:2", 60, ["product:2", "products"], load_product(2), wait_ms=5000)
