@@ -23,6 +23,9 @@ CACHE_MODULE="${CACHE_MODULE:-$repo/target/release/librediscache.so}"
 EXAMPLE_TIMEOUT="${EXAMPLE_TIMEOUT:-120}"
 clients=("$@")
 [ ${#clients[@]} -eq 0 ] && clients=(python node php)
+for c in "${clients[@]}"; do
+    case "$c" in python|node|php) ;; *) echo "usage: $0 [python] [node] [php]" >&2; echo "0 passed, 1 failed"; exit 2 ;; esac
+done
 
 say() { printf '[examples] %s\n' "$*"; }
 die() { say "error: $*"; echo "0 passed, 1 failed"; exit 1; }
@@ -114,7 +117,6 @@ run_one() {  # client resp
         python) cmd=(python3 "$here/python/cache_example.py") ;;
         node)   cmd=(node "$here/node/cache_example.js") ;;
         php)    cmd=(php "$here/php/cache_example.php") ;;
-        *) say "unknown client '$client' (python, node, php)"; failed=$((failed + 1)); return ;;
     esac
     say "---- $client RESP$resp ----"
     REDIS_HOST=127.0.0.1 REDIS_PORT="$port" REDIS_DB=15 RESP="$resp" \
