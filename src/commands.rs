@@ -314,22 +314,22 @@ pub fn invalidate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let now = now_ms();
     let access = Access::of(ctx);
     let allowed = |k: &[u8]| access.allows(ctx, k, Intent::Invalidate);
-    let (keys, rest) = state::with(|s| {
+    let work = state::with(|s| {
         let seq = s.next_seq();
         let d = s.db(db);
         d.leases.void_pattern(cmd.pattern, allowed);
-        let (mut keys, rest) = d.match_keys(cmd.pattern, cmd.soft, seq, now, !access.is_all());
+        let mut work = d.match_keys(cmd.pattern, cmd.soft, seq, now, !access.is_all());
         if !access.is_all() {
-            keys.retain(|k| allowed(k));
+            work.now.retain(|k| allowed(k));
         }
-        (keys, rest)
+        work
     });
-    let touched = invalidate_keys(ctx, db, &keys, cmd.soft, now);
-    if let Some(rest) = rest {
+    let touched = invalidate_keys(ctx, db, &work.now, cmd.soft, now);
+    if let Some(rest) = work.sweep {
         state::with(|s| s.db(db).start_pattern_sweep(rest));
         crate::sweep::start(ctx);
     }
-    let count = finish_invalidation(ctx, db, &touched, 0);
+    let count = finish_invalidation(ctx, db, &touched, 0) + work.later as i64;
     reply::int(ctx, count);
     Ok(RedisValue::NoReply)
 }

@@ -11,13 +11,15 @@ use crate::stats::Stats;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Tag invalidations up to this many entries are done inside the command; larger ones return
 /// at once and are swept by a timer.
 pub const SYNC_LIMIT: usize = 1000;
-/// A key pattern examines at most this many indexed keys inside the command; the rest of its
-/// range is swept by the timer.
-pub const SCAN_LIMIT: usize = 50_000;
+/// A key pattern scans its range inside the command for at most this long (and this many
+/// keys), counting matches; the rest of the range is swept by the timer.
+pub const SCAN_BUDGET: Duration = Duration::from_millis(1);
+pub const SCAN_LIMIT: usize = 200_000;
 
 /// Keys awaiting the sweeper: the members a tag had when it was invalidated, or entries found
 /// dead when they (re)entered the index.
@@ -36,8 +38,18 @@ pub struct PatternSweep {
     pub soft: bool,
     seq: u64,
     at: i64,
-    next: Bytes,
+    /// The last key already handled; None: start at the prefix.
+    next: Option<Bytes>,
     done: bool,
+}
+
+/// What a key pattern found inside the command.
+pub struct PatternWork {
+    /// Matches the command invalidates itself.
+    pub now: Vec<Bytes>,
+    /// Further matches seen in the scan, left to the sweep (counted in the reply).
+    pub later: u64,
+    pub sweep: Option<PatternSweep>,
 }
 
 #[derive(Default)]
@@ -108,11 +120,16 @@ impl Db {
     /// Indexes `key` (now holding `entry`): shares tag names with the index, stamps the entry
     /// with `gen`, and queues it for deletion if it arrived already dead.
     pub fn add(&mut self, key: &[u8], entry: &mut Entry, gen: u64, delimiter: u8, max_ns: usize) {
-        let key: Bytes = Arc::from(key);
+        let key: Bytes = match self.keys.get(key) {
+            Some(shared) => shared.clone(),
+            None => {
+                let key: Bytes = Arc::from(key);
+                self.keys.insert(key.clone());
+                self.stats.entry_added(&key, delimiter, max_ns);
+                key
+            }
+        };
         entry.gen = gen;
-        if self.keys.insert(key.clone()) {
-            self.stats.entry_added(&key, delimiter, max_ns);
-        }
         for tag in entry.tags.iter_mut() {
             match self.tags.get_key_value(&**tag) {
                 Some((shared, _)) => *tag = shared.clone(),
@@ -146,13 +163,13 @@ impl Db {
     /// since it may live on under another name or database.
     pub fn remove(&mut self, key: &[u8], entry: &mut Entry, delimiter: u8) {
         self.materialize(key, entry);
-        if !self.keys.remove(key) {
+        let Some(key) = self.keys.take(key) else {
             return;
-        }
-        self.stats.entry_removed(key, delimiter);
+        };
+        self.stats.entry_removed(&key, delimiter);
         for tag in &entry.tags {
             if let Some(set) = self.tags.get_mut(&**tag) {
-                set.remove(key);
+                set.remove(&key);
                 if set.is_empty() {
                     self.tags.remove(&**tag);
                 } else {
@@ -165,10 +182,10 @@ impl Db {
         }
     }
 
-    /// Finds the entries whose key matches `pat` through the pattern's literal prefix. Returns
-    /// the matches the command should process itself (at most SYNC_LIMIT, found among at most
-    /// SCAN_LIMIT keys) and, when the range goes on, the sweep for the rest, to be recorded with
-    /// `start_pattern_sweep` once those are processed. `keys_only`: every match, no sweep.
+    /// Finds the entries whose key matches `pat` through the pattern's literal prefix. The
+    /// command invalidates up to SYNC_LIMIT matches itself; the scan goes on counting within
+    /// SCAN_BUDGET, and whatever is left is described by a sweep, to be recorded with
+    /// `start_pattern_sweep` once `now` is processed. `keys_only`: every match now, no sweep.
     pub fn match_keys(
         &self,
         pat: &[u8],
@@ -176,45 +193,53 @@ impl Db {
         seq: u64,
         now: i64,
         keys_only: bool,
-    ) -> (Vec<Bytes>, Option<PatternSweep>) {
+    ) -> PatternWork {
+        let mut work = PatternWork {
+            now: Vec::new(),
+            later: 0,
+            sweep: None,
+        };
         if let Some(key) = pattern::as_literal(pat) {
-            return (
-                self.keys.get(key.as_slice()).cloned().into_iter().collect(),
-                None,
-            );
+            work.now.extend(self.keys.get(key.as_slice()).cloned());
+            return work;
         }
         let prefix = pattern::literal_prefix(pat);
-        let (scan_limit, match_limit) = if keys_only {
-            (usize::MAX, usize::MAX)
-        } else {
-            (SCAN_LIMIT, SYNC_LIMIT)
-        };
-        let mut examined = 0;
-        let mut matches = Vec::new();
-        let mut range = self
+        let started = Instant::now();
+        let mut handled: Option<Bytes> = None;
+        let mut finished = true;
+        for (examined, key) in self
             .keys
             .range::<[u8], _>((Bound::Included(prefix.as_slice()), Bound::Unbounded))
             .take_while(|k| k.starts_with(&prefix))
-            .peekable();
-        while let Some(key) = range.next() {
-            examined += 1;
-            if pattern::matches(pat, key) {
-                matches.push(key.clone());
+            .enumerate()
+        {
+            let out_of_budget = examined % 256 == 255 && started.elapsed() > SCAN_BUDGET;
+            if !keys_only && (examined == SCAN_LIMIT || out_of_budget) {
+                finished = false;
+                break;
             }
-            if (examined == scan_limit || matches.len() == match_limit) && range.peek().is_some() {
-                let sweep = PatternSweep {
-                    pattern: pat.to_vec(),
-                    prefix,
-                    soft,
-                    seq,
-                    at: now,
-                    next: key.clone(),
-                    done: false,
-                };
-                return (matches, Some(sweep));
+            if !pattern::matches(pat, key) {
+                continue;
+            }
+            if keys_only || work.now.len() < SYNC_LIMIT {
+                work.now.push(key.clone());
+                handled = Some(key.clone());
+            } else {
+                work.later += 1;
             }
         }
-        (matches, None)
+        if !finished || work.later > 0 {
+            work.sweep = Some(PatternSweep {
+                pattern: pat.to_vec(),
+                prefix,
+                soft,
+                seq,
+                at: now,
+                next: handled,
+                done: false,
+            });
+        }
+        work
     }
 
     pub fn start_pattern_sweep(&mut self, sweep: PatternSweep) {
@@ -228,16 +253,20 @@ impl Db {
             self.pattern_sweeps.pop_front();
         }
         let sweep = self.pattern_sweeps.front_mut()?;
+        let from = match &sweep.next {
+            Some(key) => Bound::Excluded(&**key),
+            None => Bound::Included(sweep.prefix.as_slice()),
+        };
         let range: Vec<Bytes> = self
             .keys
-            .range::<[u8], _>((Bound::Excluded(&*sweep.next), Bound::Unbounded))
+            .range::<[u8], _>((from, Bound::Unbounded))
             .take_while(|k| k.starts_with(&sweep.prefix))
             .take(n)
             .cloned()
             .collect();
         sweep.done = range.len() < n;
         if let Some(last) = range.last() {
-            sweep.next = last.clone();
+            sweep.next = Some(last.clone());
         }
         let matching = range
             .into_iter()
@@ -400,13 +429,13 @@ mod tests {
             db.add(k.as_bytes(), &mut entry(&[]), 1, b':', 10);
         }
         let run = |p: &[u8]| db.match_keys(p, false, 2, 0, false);
-        let got: Vec<_> = run(b"user:*").0.iter().map(|k| k.to_vec()).collect();
+        let got: Vec<_> = run(b"user:*").now.iter().map(|k| k.to_vec()).collect();
         assert_eq!(got, vec![b"user:1".to_vec(), b"user:2".to_vec()]);
-        assert_eq!(run(b"*1").0.len(), 2);
-        assert_eq!(run(b"users").0.len(), 1);
-        assert_eq!(run(b"nope").0.len(), 0);
+        assert_eq!(run(b"*1").now.len(), 2);
+        assert_eq!(run(b"users").now.len(), 1);
+        assert_eq!(run(b"nope").now.len(), 0);
         assert!(
-            run(b"*").1.is_none(),
+            run(b"*").sweep.is_none(),
             "small ranges are done in the command"
         );
     }
@@ -414,37 +443,46 @@ mod tests {
     #[test]
     fn large_pattern_ranges_are_swept() {
         let mut db = Db::default();
-        let mut entries: Vec<(String, Entry)> = (0..SCAN_LIMIT + 50)
+        let total = 3 * SYNC_LIMIT;
+        let mut entries: Vec<(String, Entry)> = (0..total)
             .map(|i| (format!("k{i:06}"), entry(&[])))
             .collect();
         for (k, e) in entries.iter_mut() {
             db.add(k.as_bytes(), e, 1, b':', 10);
         }
-        let (now, sweep) = db.match_keys(b"*7", false, 2, 0, false);
+        let work = db.match_keys(b"k*", false, 2, 0, false);
         assert_eq!(
-            now.len(),
+            work.now.len(),
             SYNC_LIMIT,
-            "the command does at most SYNC_LIMIT itself"
+            "the command deletes at most SYNC_LIMIT itself"
         );
-        db.start_pattern_sweep(sweep.expect("the range goes on"));
-        let (last_key, last) = &entries[SCAN_LIMIT + 47];
+        assert_eq!(
+            work.later,
+            (total - SYNC_LIMIT) as u64,
+            "but counts every match it scanned"
+        );
+        db.start_pattern_sweep(work.sweep.expect("the rest is swept"));
+        let (last_key, last) = &entries[total - 1];
         assert_eq!(
             db.freshness(last_key.as_bytes(), last, 0),
             Freshness::Dead,
             "readers see it at once"
         );
-        assert_eq!(db.freshness(b"k000008", &entries[8].1, 0), Freshness::Fresh);
         let mut later = 0;
         while let Some((soft, _, keys)) = db.next_pattern_batch(16) {
             assert!(!soft);
             later += keys.len();
         }
-        assert_eq!(later, (SCAN_LIMIT + 50) / 10 - SYNC_LIMIT);
-        assert!(db.pattern_sweeps.is_empty());
-        let (all, sweep) = db.match_keys(b"*7", false, 3, 0, true);
         assert_eq!(
-            (all.len(), sweep.is_none()),
-            ((SCAN_LIMIT + 50) / 10, true),
+            later,
+            total - SYNC_LIMIT,
+            "the sweep starts after the last key handled"
+        );
+        assert!(db.pattern_sweeps.is_empty());
+        let all = db.match_keys(b"k*", false, 3, 0, true);
+        assert_eq!(
+            (all.now.len(), all.sweep.is_none()),
+            (total, true),
             "keys_only finds every match"
         );
     }
