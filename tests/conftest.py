@@ -226,8 +226,22 @@ class Server:
             return ""
 
     def tail(self, n=60):
+        """The log's last n lines; after a crash, the crash report's useful parts instead."""
         lines = self.log().splitlines()
+        if any("REDIS BUG REPORT START" in line for line in lines):
+            return self._crash_excerpt(lines)
         return "\n".join(lines[-n:])
+
+    @staticmethod
+    def _crash_excerpt(lines):
+        out = []
+        for marker, count in (("REDIS BUG REPORT START", 4), ("------ STACK TRACE ------", 24),
+                              ("------ CURRENT CLIENT INFO ------", 8)):
+            for i, line in enumerate(lines):
+                if marker in line:
+                    out += lines[i:i + count] + ["..."]
+                    break
+        return "\n".join(out)
 
     def info(self, section=None):
         with RawClient(self.port) as c:

@@ -85,9 +85,8 @@ def test_token_valid_past_lease_time_if_no_newer(r):
     assert settag(r, "k", "v", "LEASE", t) == OK
 
 
-def test_default_lease_from_config(make_server):
-    # The harness loads the module with cache.lease-ms 500.
-    r = make_server(module_args=["cache.lease-ms", "300"]).raw()
+def test_default_lease_from_config(r):
+    assert r.cmd("CONFIG", "SET", "cache.lease-ms", "300") == OK
     t1 = token_of(gom(r, "k"), "MISS")
     time.sleep(0.1)
     assert gom(r, "k") == [S("PENDING"), None, None]
