@@ -27,15 +27,19 @@ test-rust:
 	cargo test
 
 # The integration suite against Debian's redis-server, then against Valkey when one is found.
+# Both runs happen even if the first fails, so one `make test` shows both results.
 test-integration: build
-	$(PYTHON) -m pytest -q tests/
-	@valkey=$$($(PYTHON) scripts/find_valkey.py) || valkey=""; \
+	@status=0; \
+	echo "== integration tests against $$(command -v redis-server)"; \
+	$(PYTHON) -m pytest -q tests/ || status=1; \
+	valkey=$$($(PYTHON) scripts/find_valkey.py) || valkey=""; \
 	if [ -n "$$valkey" ]; then \
 		echo "== integration tests again against $$valkey"; \
-		REDIS_SERVER="$$valkey" $(PYTHON) -m pytest -q tests/; \
+		REDIS_SERVER="$$valkey" $(PYTHON) -m pytest -q tests/ || status=1; \
 	else \
 		echo "== no valkey-server found: skipping the Valkey run"; \
-	fi
+	fi; \
+	exit $$status
 
 test: setup
 	$(MAKE) test-rust

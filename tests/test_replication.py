@@ -126,7 +126,7 @@ def test_replica_absolute_ttl(make_server):
     must_set(r, "k", "v", "PX", "4000", "STALE", "2")
     rep.wait_sync(p)
     assert abs(rr.cmd("PTTL", "k") - r.cmd("PTTL", "k")) < 500
-    assert 5000 < rr.cmd("PTTL", "k") <= 6000
+    assert 3000 < rr.cmd("PTTL", "k") <= 6000  # fresh 4 s + stale 2 s, minus sync time
 
 
 def test_replica_reads(make_server):
