@@ -59,7 +59,7 @@ pub fn set_tagged(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let argv = slices(&args);
     let max_tags = usize::try_from(config::max_tags()).unwrap_or(0);
     let cmd = args::set_tagged(&argv, max_tags).map_err(parse_error)?;
-    let key = Key::open(ctx, cmd.key, true);
+    let key = Key::open_arg(ctx, &args[1], true);
     if let Content::Other = key.content() {
         return Err(error::wrong_type());
     }
@@ -123,7 +123,7 @@ pub fn set_tagged(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     ctx.replicate("CACHE.SETTAGGED", refs.as_slice());
     ctx.notify_keyspace_event(NotifyEvent::MODULE, "cache.settagged", &args[1]);
     waiters::wake_on_set(ctx, db, cmd.key);
-    reply::simple(ctx, "OK");
+    reply::simple(ctx, c"OK");
     Ok(RedisValue::NoReply)
 }
 
@@ -142,11 +142,11 @@ pub fn decide(db: i32, key: &[u8], entry: Option<&Entry>, lease_ms: i64, now: i6
     state::with(|s| {
         let freshness = {
             let d = s.db(db);
-            entry.map_or(Freshness::Dead, |e| d.freshness(e, now))
+            entry.map_or(Freshness::Dead, |e| d.freshness(key, e, now))
         };
         let protected = s.db(db).leases.is_protected(key, now);
-        let mut events = Vec::with_capacity(3);
-        let grant = |s: &mut state::State, events: &mut Vec<Event>| {
+        let mut events = Events::default();
+        let grant = |s: &mut state::State, events: &mut Events| {
             let token = s.next_random();
             let seq = s.next_seq();
             s.db(db).leases.grant(key, token, seq, now, lease_ms);
@@ -155,7 +155,7 @@ pub fn decide(db: i32, key: &[u8], entry: Option<&Entry>, lease_ms: i64, now: i6
         };
         let outcome = match (freshness, entry) {
             (Freshness::Fresh, Some(e)) => {
-                let early = !protected && {
+                let early = !protected && e.cost_ms > 0 && {
                     let r = s.next_unit();
                     xfetch(now, e.fresh_until, e.cost_ms, beta, r)
                 };
@@ -181,20 +181,32 @@ pub fn decide(db: i32, key: &[u8], entry: Option<&Entry>, lease_ms: i64, now: i6
             }
         };
         let stats = &mut s.db(db).stats;
-        for e in events {
+        for e in events.0.into_iter().flatten() {
             stats.record(key, e, delimiter, max_ns);
         }
         outcome
     })
 }
 
+/// The (at most three) counters one lookup moves, without allocating.
+#[derive(Default)]
+struct Events([Option<Event>; 3]);
+
+impl Events {
+    fn push(&mut self, event: Event) {
+        if let Some(slot) = self.0.iter_mut().find(|e| e.is_none()) {
+            *slot = Some(event);
+        }
+    }
+}
+
 pub fn reply_lookup(ctx: &Context, lookup: &Lookup, value: Option<&[u8]>) {
     reply::array(ctx, 3);
     let (state, value, token) = match *lookup {
-        Lookup::Hit(t) => ("HIT", value, t),
-        Lookup::Stale(t) => ("STALE", value, t),
-        Lookup::Miss(t) => ("MISS", None, Some(t)),
-        Lookup::Pending => ("PENDING", None, None),
+        Lookup::Hit(t) => (c"HIT", value, t),
+        Lookup::Stale(t) => (c"STALE", value, t),
+        Lookup::Miss(t) => (c"MISS", None, Some(t)),
+        Lookup::Pending => (c"PENDING", None, None),
     };
     reply::simple(ctx, state);
     reply::bulk_or_null(ctx, value);
@@ -210,7 +222,7 @@ pub fn get_or_mark(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let cmd = args::get_or_mark(&argv).map_err(parse_error)?;
     let lease_ms = cmd.lease_ms.unwrap_or_else(config::lease_ms);
     let db = selected_db(ctx);
-    let key = Key::open(ctx, cmd.key, false);
+    let key = Key::open_arg(ctx, &args[1], false);
     let entry = match key.content() {
         Content::Other => return Err(error::wrong_type()),
         Content::Empty => None,
@@ -232,7 +244,7 @@ pub fn get(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     };
     let key_name = name.as_slice();
     let db = selected_db(ctx);
-    let key = Key::open(ctx, key_name, false);
+    let key = Key::open_arg(ctx, name, false);
     let entry = match key.content() {
         Content::Other => return Err(error::wrong_type()),
         Content::Empty => None,
@@ -242,7 +254,7 @@ pub fn get(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let (delimiter, max_ns) = (config::delimiter(), config::max_namespaces());
     let served = state::with(|s| {
         let d = s.db(db);
-        let (event, served) = match entry.map(|e| d.freshness(e, now)) {
+        let (event, served) = match entry.map(|e| d.freshness(key_name, e, now)) {
             Some(Freshness::Fresh) => (Event::Hit, true),
             Some(Freshness::Stale) => (Event::StaleHit, true),
             _ => (Event::Miss, false),
@@ -263,7 +275,7 @@ fn invalidate_keys(ctx: &Context, db: i32, keys: &[Bytes], soft: bool, now: i64)
         let Content::Entry(entry) = key.content() else {
             continue;
         };
-        if state::with(|s| s.db(db).freshness(entry, now)) == Freshness::Dead {
+        if state::with(|s| s.db(db).freshness(name, entry, now)) == Freshness::Dead {
             continue;
         }
         if soft {
@@ -302,16 +314,21 @@ pub fn invalidate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let now = now_ms();
     let access = Access::of(ctx);
     let allowed = |k: &[u8]| access.allows(ctx, k, Intent::Invalidate);
-    let keys = state::with(|s| {
+    let (keys, rest) = state::with(|s| {
+        let seq = s.next_seq();
         let d = s.db(db);
         d.leases.void_pattern(cmd.pattern, allowed);
-        let mut keys = d.keys_matching(cmd.pattern);
+        let (mut keys, rest) = d.match_keys(cmd.pattern, cmd.soft, seq, now, !access.is_all());
         if !access.is_all() {
             keys.retain(|k| allowed(k));
         }
-        keys
+        (keys, rest)
     });
     let touched = invalidate_keys(ctx, db, &keys, cmd.soft, now);
+    if let Some(rest) = rest {
+        state::with(|s| s.db(db).start_pattern_sweep(rest));
+        crate::sweep::start(ctx);
+    }
     let count = finish_invalidation(ctx, db, &touched, 0);
     reply::int(ctx, count);
     Ok(RedisValue::NoReply)
@@ -415,7 +432,7 @@ pub enum StatValue {
 fn reply_fields(ctx: &Context, fields: &[(&str, StatValue)]) {
     reply::map(ctx, fields.len());
     for (name, value) in fields {
-        reply::simple(ctx, name);
+        ctx.reply_simple_string(name);
         match value {
             StatValue::Int(n) => reply::int(ctx, i64::try_from(*n).unwrap_or(i64::MAX)),
             StatValue::Text(t) => reply::bulk(ctx, t.as_bytes()),
@@ -464,7 +481,7 @@ pub fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
         args::StatsQuery::Reset => {
             state::with(|s| s.db(db).stats.reset());
-            reply::simple(ctx, "OK");
+            reply::simple(ctx, c"OK");
         }
     }
     Ok(RedisValue::NoReply)
@@ -476,10 +493,12 @@ pub fn tags(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         return Err(RedisError::WrongArity);
     };
     let db = selected_db(ctx);
-    let key = Key::open(ctx, name.as_slice(), false);
+    let key = Key::open_arg(ctx, name, false);
     let tags: Vec<Bytes> = match key.content() {
         Content::Entry(e) => {
-            let dead = state::with(|s| s.db(db).freshness(e, now_ms()) == Freshness::Dead);
+            let dead = state::with(|s| {
+                s.db(db).freshness(name.as_slice(), e, now_ms()) == Freshness::Dead
+            });
             if dead {
                 Vec::new()
             } else {
@@ -523,7 +542,9 @@ pub fn tag_scan(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         .filter(|name| {
             let key = Key::open(ctx, name, false);
             match key.content() {
-                Content::Entry(e) => state::with(|s| s.db(db).freshness(e, now) != Freshness::Dead),
+                Content::Entry(e) => {
+                    state::with(|s| s.db(db).freshness(name, e, now) != Freshness::Dead)
+                }
                 _ => false,
             }
         })

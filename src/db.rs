@@ -15,6 +15,9 @@ use std::sync::Arc;
 /// Tag invalidations up to this many entries are done inside the command; larger ones return
 /// at once and are swept by a timer.
 pub const SYNC_LIMIT: usize = 1000;
+/// A key pattern examines at most this many indexed keys inside the command; the rest of its
+/// range is swept by the timer.
+pub const SCAN_LIMIT: usize = 10_000;
 
 /// Keys awaiting the sweeper: the members a tag had when it was invalidated, or entries found
 /// dead when they (re)entered the index.
@@ -24,12 +27,26 @@ pub struct Sweep {
     pub members: MemberSet,
 }
 
+/// A key-pattern invalidation too large for one command: keys after `next` (within the
+/// pattern's literal prefix) are still to be swept; readers apply it to entries older than
+/// `seq` whose key matches.
+pub struct PatternSweep {
+    pub pattern: Vec<u8>,
+    prefix: Vec<u8>,
+    pub soft: bool,
+    seq: u64,
+    at: i64,
+    next: Bytes,
+    done: bool,
+}
+
 #[derive(Default)]
 pub struct Db {
     pub keys: BTreeSet<Bytes>,
     pub tags: HashMap<Bytes, MemberSet>,
     pub pending: HashMap<Bytes, TagInvalidation>,
     pub sweeps: VecDeque<Sweep>,
+    pub pattern_sweeps: VecDeque<PatternSweep>,
     pub leases: Leases,
     pub stats: Stats,
 }
@@ -51,13 +68,40 @@ impl Db {
         }
     }
 
-    pub fn freshness(&self, entry: &Entry, now: i64) -> Freshness {
-        entry.freshness(now, |t| self.pending_for(t))
+    /// The entry under `key` as pending invalidations make it: dead, or fresh until when.
+    pub fn effective(&self, key: &[u8], entry: &Entry) -> (bool, i64) {
+        let (dead, mut fresh_until) = entry.effective(|t| self.pending_for(t));
+        if dead {
+            return (true, fresh_until);
+        }
+        for p in &self.pattern_sweeps {
+            if entry.gen < p.seq && pattern::matches(&p.pattern, key) {
+                if !p.soft {
+                    return (true, fresh_until);
+                }
+                fresh_until = fresh_until.min(p.at);
+            }
+        }
+        (false, fresh_until)
     }
 
-    pub fn materialize(&self, entry: &mut Entry) {
-        if !self.pending.is_empty() {
-            entry.materialize(|t| self.pending_for(t));
+    pub fn freshness(&self, key: &[u8], entry: &Entry, now: i64) -> Freshness {
+        if self.pending.is_empty() && self.pattern_sweeps.is_empty() {
+            return entry.freshness(now, |_| None);
+        }
+        match self.effective(key, entry) {
+            (true, _) => Freshness::Dead,
+            (false, until) if now < until => Freshness::Fresh,
+            _ => Freshness::Stale,
+        }
+    }
+
+    /// Writes pending invalidations into the entry, so they survive a move, a copy or a save.
+    pub fn materialize(&self, key: &[u8], entry: &mut Entry) {
+        if !self.pending.is_empty() || !self.pattern_sweeps.is_empty() {
+            let (dead, fresh_until) = self.effective(key, entry);
+            entry.dead = dead;
+            entry.fresh_until = fresh_until;
         }
     }
 
@@ -101,7 +145,7 @@ impl Db {
     /// Unindexes `key`, which held `entry`; first writes pending invalidations into the entry,
     /// since it may live on under another name or database.
     pub fn remove(&mut self, key: &[u8], entry: &mut Entry, delimiter: u8) {
-        self.materialize(entry);
+        self.materialize(key, entry);
         if !self.keys.remove(key) {
             return;
         }
@@ -121,18 +165,85 @@ impl Db {
         }
     }
 
-    /// Entries whose key matches `pat`, found through the literal prefix of the pattern.
-    pub fn keys_matching(&self, pat: &[u8]) -> Vec<Bytes> {
+    /// Finds the entries whose key matches `pat` through the pattern's literal prefix. Returns
+    /// the matches the command should process itself (at most SYNC_LIMIT, found among at most
+    /// SCAN_LIMIT keys) and, when the range goes on, the sweep for the rest, to be recorded with
+    /// `start_pattern_sweep` once those are processed. `keys_only`: every match, no sweep.
+    pub fn match_keys(
+        &self,
+        pat: &[u8],
+        soft: bool,
+        seq: u64,
+        now: i64,
+        keys_only: bool,
+    ) -> (Vec<Bytes>, Option<PatternSweep>) {
         if let Some(key) = pattern::as_literal(pat) {
-            return self.keys.get(key.as_slice()).cloned().into_iter().collect();
+            return (
+                self.keys.get(key.as_slice()).cloned().into_iter().collect(),
+                None,
+            );
         }
         let prefix = pattern::literal_prefix(pat);
-        self.keys
+        let (scan_limit, match_limit) = if keys_only {
+            (usize::MAX, usize::MAX)
+        } else {
+            (SCAN_LIMIT, SYNC_LIMIT)
+        };
+        let mut examined = 0;
+        let mut matches = Vec::new();
+        let mut range = self
+            .keys
             .range::<[u8], _>((Bound::Included(prefix.as_slice()), Bound::Unbounded))
             .take_while(|k| k.starts_with(&prefix))
-            .filter(|k| pattern::matches(pat, k))
+            .peekable();
+        while let Some(key) = range.next() {
+            examined += 1;
+            if pattern::matches(pat, key) {
+                matches.push(key.clone());
+            }
+            if (examined == scan_limit || matches.len() == match_limit) && range.peek().is_some() {
+                let sweep = PatternSweep {
+                    pattern: pat.to_vec(),
+                    prefix,
+                    soft,
+                    seq,
+                    at: now,
+                    next: key.clone(),
+                    done: false,
+                };
+                return (matches, Some(sweep));
+            }
+        }
+        (matches, None)
+    }
+
+    pub fn start_pattern_sweep(&mut self, sweep: PatternSweep) {
+        self.pattern_sweeps.push_back(sweep);
+    }
+
+    /// Takes the next keys of the oldest pattern sweep that match its pattern. A finished
+    /// sweep is dropped on the call after its last keys were handed out.
+    pub fn next_pattern_batch(&mut self, n: usize) -> Option<(bool, u64, Vec<Bytes>)> {
+        while self.pattern_sweeps.front().is_some_and(|p| p.done) {
+            self.pattern_sweeps.pop_front();
+        }
+        let sweep = self.pattern_sweeps.front_mut()?;
+        let range: Vec<Bytes> = self
+            .keys
+            .range::<[u8], _>((Bound::Excluded(&*sweep.next), Bound::Unbounded))
+            .take_while(|k| k.starts_with(&sweep.prefix))
+            .take(n)
             .cloned()
-            .collect()
+            .collect();
+        sweep.done = range.len() < n;
+        if let Some(last) = range.last() {
+            sweep.next = last.clone();
+        }
+        let matching = range
+            .into_iter()
+            .filter(|k| pattern::matches(&sweep.pattern, k))
+            .collect();
+        Some((sweep.soft, sweep.seq, matching))
     }
 
     /// Tags whose name matches `pat`.
@@ -223,6 +334,7 @@ impl Db {
         self.tags = HashMap::new();
         self.pending = HashMap::new();
         self.sweeps = VecDeque::new();
+        self.pattern_sweeps = VecDeque::new();
         self.leases.clear();
         self.stats.clear_entries();
     }
@@ -287,15 +399,54 @@ mod tests {
         for k in ["user:1", "user:2", "users", "post:1"] {
             db.add(k.as_bytes(), &mut entry(&[]), 1, b':', 10);
         }
-        let got: Vec<_> = db
-            .keys_matching(b"user:*")
-            .iter()
-            .map(|k| k.to_vec())
-            .collect();
+        let run = |p: &[u8]| db.match_keys(p, false, 2, 0, false);
+        let got: Vec<_> = run(b"user:*").0.iter().map(|k| k.to_vec()).collect();
         assert_eq!(got, vec![b"user:1".to_vec(), b"user:2".to_vec()]);
-        assert_eq!(db.keys_matching(b"*1").len(), 2);
-        assert_eq!(db.keys_matching(b"users").len(), 1);
-        assert_eq!(db.keys_matching(b"nope").len(), 0);
+        assert_eq!(run(b"*1").0.len(), 2);
+        assert_eq!(run(b"users").0.len(), 1);
+        assert_eq!(run(b"nope").0.len(), 0);
+        assert!(
+            run(b"*").1.is_none(),
+            "small ranges are done in the command"
+        );
+    }
+
+    #[test]
+    fn large_pattern_ranges_are_swept() {
+        let mut db = Db::default();
+        let mut entries: Vec<(String, Entry)> = (0..SCAN_LIMIT + 50)
+            .map(|i| (format!("k{i:06}"), entry(&[])))
+            .collect();
+        for (k, e) in entries.iter_mut() {
+            db.add(k.as_bytes(), e, 1, b':', 10);
+        }
+        let (now, sweep) = db.match_keys(b"*7", false, 2, 0, false);
+        assert_eq!(
+            now.len(),
+            SYNC_LIMIT,
+            "the command does at most SYNC_LIMIT itself"
+        );
+        db.start_pattern_sweep(sweep.expect("the range goes on"));
+        let (last_key, last) = &entries[SCAN_LIMIT + 47];
+        assert_eq!(
+            db.freshness(last_key.as_bytes(), last, 0),
+            Freshness::Dead,
+            "readers see it at once"
+        );
+        assert_eq!(db.freshness(b"k000008", &entries[8].1, 0), Freshness::Fresh);
+        let mut later = 0;
+        while let Some((soft, _, keys)) = db.next_pattern_batch(16) {
+            assert!(!soft);
+            later += keys.len();
+        }
+        assert_eq!(later, (SCAN_LIMIT + 50) / 10 - SYNC_LIMIT);
+        assert!(db.pattern_sweeps.is_empty());
+        let (all, sweep) = db.match_keys(b"*7", false, 3, 0, true);
+        assert_eq!(
+            (all.len(), sweep.is_none()),
+            ((SCAN_LIMIT + 50) / 10, true),
+            "keys_only finds every match"
+        );
     }
 
     #[test]
@@ -312,10 +463,10 @@ mod tests {
         };
         assert_eq!(n, SYNC_LIMIT + 5);
         assert!(!db.tags.contains_key(b"big".as_slice()));
-        assert_eq!(db.freshness(&entries[0], 0), Freshness::Dead);
+        assert_eq!(db.freshness(b"k0", &entries[0], 0), Freshness::Dead);
         let mut newer = entry(&["big"]);
         db.add(b"new", &mut newer, 3, b':', 10);
-        assert_eq!(db.freshness(&newer, 0), Freshness::Fresh);
+        assert_eq!(db.freshness(b"new", &newer, 0), Freshness::Fresh);
         let mut swept = 0;
         while let Some((tag, soft, keys)) = db.next_to_sweep(100) {
             assert_eq!(tag.as_deref(), Some(b"big".as_slice()));

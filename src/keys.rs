@@ -3,7 +3,7 @@
 
 use crate::cachetype::CACHE_TYPE;
 use crate::entry::Entry;
-use redis_module::{raw, Context};
+use redis_module::{raw, Context, RedisString};
 use std::os::raw::c_void;
 use std::ptr::NonNull;
 
@@ -37,6 +37,19 @@ impl Key {
             Key {
                 ptr: NonNull::new(ptr.cast::<raw::RedisModuleKey>()),
             }
+        }
+    }
+
+    /// Opens the key named by a command argument (no copy of the name).
+    pub fn open_arg(ctx: &Context, name: &RedisString, write: bool) -> Key {
+        let mode = if write {
+            raw::KeyMode::READ | raw::KeyMode::WRITE
+        } else {
+            raw::KeyMode::READ
+        };
+        let ptr = unsafe { raw::RedisModule_OpenKey.unwrap()(ctx.ctx, name.inner, mode.bits()) };
+        Key {
+            ptr: NonNull::new(ptr.cast::<raw::RedisModuleKey>()),
         }
     }
 

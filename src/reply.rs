@@ -1,6 +1,7 @@
 //! Direct replies, so a hit answers without building intermediate values.
 
 use redis_module::{raw, Context};
+use std::ffi::CStr;
 
 pub fn array(ctx: &Context, len: usize) {
     raw::reply_with_array(ctx.ctx, len as _);
@@ -11,8 +12,8 @@ pub fn map(ctx: &Context, len: usize) {
     raw::reply_with_map(ctx.ctx, len as _);
 }
 
-pub fn simple(ctx: &Context, text: &str) {
-    ctx.reply_simple_string(text);
+pub fn simple(ctx: &Context, text: &CStr) {
+    raw::reply_with_simple_string(ctx.ctx, text.as_ptr());
 }
 
 pub fn bulk(ctx: &Context, bytes: &[u8]) {

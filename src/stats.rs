@@ -95,20 +95,31 @@ pub fn namespace_of(key: &[u8], delimiter: u8) -> &[u8] {
 }
 
 impl Stats {
-    /// The namespace record for `key`, created while fewer than `max` exist.
-    fn slot(&mut self, key: &[u8], delimiter: u8, max: usize) -> &mut NamespaceStats {
+    /// Applies `change` to the namespace record of `key` (OTHER once `max` namespaces exist).
+    /// Hashes once and allocates only when a namespace is first seen: this runs on every lookup.
+    fn update(
+        &mut self,
+        key: &[u8],
+        delimiter: u8,
+        max: usize,
+        change: impl Fn(&mut NamespaceStats),
+    ) {
         let ns = namespace_of(key, delimiter);
-        let name = if self.namespaces.contains_key(ns) || self.namespaces.len() < max {
+        if let Some(slot) = self.namespaces.get_mut(ns) {
+            change(slot);
+            return;
+        }
+        let name = if self.namespaces.len() < max {
             ns
         } else {
             OTHER
         };
-        self.namespaces.entry(name.to_vec()).or_default()
+        change(self.namespaces.entry(name.to_vec()).or_default());
     }
 
     pub fn record(&mut self, key: &[u8], event: Event, delimiter: u8, max: usize) {
         self.total.apply(event);
-        self.slot(key, delimiter, max).counters.apply(event);
+        self.update(key, delimiter, max, |slot| slot.counters.apply(event));
     }
 
     /// A command-level event with no single key (an invalidation command itself).
@@ -117,7 +128,7 @@ impl Stats {
     }
 
     pub fn entry_added(&mut self, key: &[u8], delimiter: u8, max: usize) {
-        self.slot(key, delimiter, max).entries += 1;
+        self.update(key, delimiter, max, |slot| slot.entries += 1);
     }
 
     pub fn entry_removed(&mut self, key: &[u8], delimiter: u8) {

@@ -138,7 +138,7 @@ fn check_lapses(ctx: &Context, _: ()) {
         }
         let present = match Key::open(ctx, &key, false).content() {
             Content::Entry(e) => {
-                state::with(|s| s.db(db).freshness(e, now) != crate::entry::Freshness::Dead)
+                state::with(|s| s.db(db).freshness(&key, e, now) != crate::entry::Freshness::Dead)
             }
             _ => false,
         };
@@ -236,7 +236,7 @@ extern "C" fn on_timeout(
     let db = crate::keys::selected_db(&ctx);
     count(db, b"", Event::WaitTimeout);
     reply::array(&ctx, 3);
-    reply::simple(&ctx, "PENDING");
+    reply::simple(&ctx, c"PENDING");
     reply::null(&ctx);
     reply::null(&ctx);
     raw::REDISMODULE_OK as c_int
