@@ -222,3 +222,17 @@ def test_invalidate_leaves_other_db(server):
     assert r0.cmd("CACHE.INVALIDATETAG", "t") == 0
     assert r1.cmd("CACHE.INVALIDATETAG", "t") == 1
     assert set(entry_keys(r0)) == set()
+
+
+def test_large_pattern_invalidation_counts_everything(r):
+    """The reply is the number of entries invalidated, even when the removal is finished later."""
+    n = 3000
+    r.pipeline([["CACHE.SETTAGGED", f"k:{i}", "v"] for i in range(n)])
+    r.pipeline([["CACHE.SETTAGGED", f"z{i}:needle", "v"] for i in range(5)])
+    assert r.cmd("CACHE.INVALIDATE", "k:*") == n
+    assert r.cmd("CACHE.GET", f"k:{n - 1}") is None
+    # No literal prefix: the whole ordered index may have to be walked.
+    assert r.cmd("CACHE.INVALIDATE", "*:needle") == 5
+    wait_until(lambda: r.cmd("DBSIZE") == 0, timeout=20, what="sweep")
+    st = stats(r)
+    assert st["invalidated"] == n + 5 and st["entries"] == 0
