@@ -5,7 +5,7 @@ use crate::acl::{Access, Intent};
 use crate::args::{self, Freshness as Fresh};
 use crate::cachetype::replication_args;
 use crate::config;
-use crate::db::TagWork;
+use crate::db::{TagWork, SYNC_LIMIT};
 use crate::entry::{xfetch, Entry, Freshness, FOREVER};
 use crate::error::{self, ParseError};
 use crate::keys::{now_ms, selected_db, Content, Key};
@@ -314,16 +314,14 @@ pub fn invalidate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let now = now_ms();
     let access = Access::of(ctx);
     let allowed = |k: &[u8]| access.allows(ctx, k, Intent::Invalidate);
-    let work = state::with(|s| {
-        let seq = s.next_seq();
-        let d = s.db(db);
-        d.leases.void_pattern(cmd.pattern, allowed);
-        let mut work = d.match_keys(cmd.pattern, cmd.soft, seq, now, !access.is_all());
-        if !access.is_all() {
-            work.now.retain(|k| allowed(k));
-        }
-        work
-    });
+    let seq = state::with(|s| s.next_seq());
+    let mut work = state::with(|s| s.db(db).match_keys(cmd.pattern, cmd.soft, seq, now, false));
+    if work.sweep.is_some() && !access.covers_all(ctx) {
+        // The sweeper runs without a user: a restricted user's matches are all checked now.
+        work = state::with(|s| s.db(db).match_keys(cmd.pattern, cmd.soft, seq, now, true));
+    }
+    work.now.retain(|k| allowed(k));
+    state::with(|s| s.db(db).leases.void_pattern(cmd.pattern, allowed));
     let touched = invalidate_keys(ctx, db, &work.now, cmd.soft, now);
     if let Some(rest) = work.sweep {
         state::with(|s| s.db(db).start_pattern_sweep(rest));
@@ -341,19 +339,30 @@ pub fn invalidate_tag(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let db = selected_db(ctx);
     let now = now_ms();
     let access = Access::of(ctx);
+    let literal = crate::pattern::as_literal(cmd.pattern);
+    let (tags, large) = state::with(|s| {
+        let d = s.db(db);
+        let tags: Vec<Bytes> = match &literal {
+            Some(tag) => vec![Arc::from(tag.as_slice())],
+            None => d.tags_matching(cmd.pattern),
+        };
+        let large = tags
+            .iter()
+            .any(|t| d.tags.get(t).is_some_and(|m| m.len() > SYNC_LIMIT));
+        (tags, large)
+    });
+    // The sweeper runs without a user: a restricted user's members are all checked now.
+    let keys_only = large && !access.covers_all(ctx);
     let (mut now_keys, swept) = state::with(|s| {
         let seq = s.next_seq();
         let d = s.db(db);
-        let tags: Vec<Bytes> = if let Some(tag) = crate::pattern::as_literal(cmd.pattern) {
-            vec![Arc::from(tag)]
-        } else {
+        if literal.is_none() {
             d.leases.void_tag_pattern(cmd.pattern, seq);
-            d.tags_matching(cmd.pattern)
-        };
+        }
         let mut now_keys = Vec::new();
         let mut swept = 0u64;
         for tag in tags {
-            match d.invalidate_tag(&tag, cmd.soft, seq, now, !access.is_all()) {
+            match d.invalidate_tag(&tag, cmd.soft, seq, now, keys_only) {
                 TagWork::Now(keys) => now_keys.extend(keys),
                 TagWork::Swept(n) => swept += n as u64,
             }
@@ -362,9 +371,7 @@ pub fn invalidate_tag(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         now_keys.dedup();
         (now_keys, swept)
     });
-    if !access.is_all() {
-        now_keys.retain(|k| access.allows(ctx, k, Intent::Invalidate));
-    }
+    now_keys.retain(|k| access.allows(ctx, k, Intent::Invalidate));
     if swept > 0 {
         crate::sweep::start(ctx);
     }
@@ -448,7 +455,7 @@ fn namespace_fields(ns: &NamespaceStats) -> [(&'static str, StatValue); 17] {
 pub fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let argv = slices(&args);
     let query = args::stats(&argv).map_err(parse_error)?;
-    if !Access::of(ctx).is_all() {
+    if !Access::of(ctx).covers_all(ctx) {
         return Err(error::no_permission());
     }
     let db = selected_db(ctx);
