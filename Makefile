@@ -44,6 +44,7 @@ test-integration: build
 test: setup
 	$(MAKE) test-rust
 	$(MAKE) test-integration
+	$(MAKE) examples
 
 bench: build
 	$(PYTHON) scripts/bench/run.py
