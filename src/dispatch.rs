@@ -42,7 +42,12 @@ impl<'a> Args<'a> {
 pub type Handler = fn(&Context, &Args) -> RedisResult;
 
 /// Runs `handler` on a call from the server and replies with its result.
-pub fn run(handler: Handler, ctx: *mut raw::RedisModuleCtx, argv: *mut *mut raw::RedisModuleString, argc: c_int) -> c_int {
+pub fn run(
+    handler: Handler,
+    ctx: *mut raw::RedisModuleCtx,
+    argv: *mut *mut raw::RedisModuleString,
+    argc: c_int,
+) -> c_int {
     let context = Context::new(ctx);
     let argv = match usize::try_from(argc) {
         Ok(n) if !argv.is_null() => unsafe { std::slice::from_raw_parts(argv, n) },
@@ -66,12 +71,26 @@ macro_rules! entry_point {
     };
 }
 
-pub type EntryPoint = extern "C" fn(*mut raw::RedisModuleCtx, *mut *mut raw::RedisModuleString, c_int) -> c_int;
+pub type EntryPoint =
+    extern "C" fn(*mut raw::RedisModuleCtx, *mut *mut raw::RedisModuleString, c_int) -> c_int;
 
 /// Registers one command; false if the server refused it.
-pub fn register(ctx: &Context, name: &CStr, entry: EntryPoint, flags: &CStr, keys: (c_int, c_int, c_int)) -> bool {
+pub fn register(
+    ctx: &Context,
+    name: &CStr,
+    entry: EntryPoint,
+    flags: &CStr,
+    keys: (c_int, c_int, c_int),
+) -> bool {
     unsafe {
-        raw::RedisModule_CreateCommand.unwrap()(ctx.ctx, name.as_ptr(), Some(entry), flags.as_ptr(), keys.0, keys.1, keys.2)
-            == raw::REDISMODULE_OK as c_int
+        raw::RedisModule_CreateCommand.unwrap()(
+            ctx.ctx,
+            name.as_ptr(),
+            Some(entry),
+            flags.as_ptr(),
+            keys.0,
+            keys.1,
+            keys.2,
+        ) == raw::REDISMODULE_OK as c_int
     }
 }

@@ -14,6 +14,7 @@ pub mod entry;
 pub mod error;
 pub mod events;
 pub mod info;
+pub mod keyindex;
 pub mod keys;
 pub mod leases;
 pub mod memberset;

@@ -219,7 +219,7 @@ extern "C" fn on_reply(
                 _ => None,
             };
             let lookup = decide(private.db, &private.key, entry, private.lease_ms, now_ms());
-            reply_lookup(&ctx, &lookup, entry.map(|e| e.value.as_slice()));
+            reply_lookup(&ctx, &lookup, entry.map(crate::entry::Entry::value));
         }
     }
     raw::REDISMODULE_OK as c_int
