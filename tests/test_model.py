@@ -509,3 +509,19 @@ def main():
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.xfail(strict=True, reason="module bug: an escaped literal tag pattern is looked up "
+                   "with its backslashes (commands.rs invalidate_tag uses the raw pattern)")
+def test_invalidatetag_escaped_literal_matches_like_a_pattern():
+    """`x\\*y` is a pattern matching only the tag `x*y` (as KEYS would): it must reach the
+    entries tagged `x*y`, as the unescaped pattern `x*y` does."""
+    with Server() as srv:
+        c = Conn(srv.port)
+        assert c.call(b"CACHE.SETTAGGED", b"k", b"v", b"TAGS", b"x*y") == b"OK"
+        assert c.call(b"CACHE.INVALIDATETAG", b"x\\*y") == 1
+        assert c.call(b"CACHE.TAGS", b"k") == []
+        c.close()
