@@ -20,7 +20,7 @@ import test_model, test_fuzz_live
 ops, fuzz_s, out = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
 vg = ["valgrind", "--tool=memcheck", "--leak-check=full", "--show-leak-kinds=definite",
       "--error-exitcode=99", "--soname-synonyms=somalloc=libjemalloc.so*",
-      "--num-callers=30", "--suppressions=scripts/valgrind.sup",
+      "--num-callers=30", "--suppressions=" + os.path.abspath("scripts/valgrind.sup"),
       f"--log-file={out}/valgrind-%p.log"]
 seed = random.SystemRandom().randrange(1 << 32)
 print(f"valgrind run: model {ops} ops seed {seed}, fuzz {fuzz_s}s; logs in {out}", flush=True)
