@@ -326,8 +326,6 @@ def used_memory(c):
     return int(c.call(b"INFO", b"memory").split(b"used_memory:")[1].split(b"\r")[0])
 
 
-@pytest.mark.xfail(strict=True, reason="module bug: a GETORMARK WAIT that times out (or whose "
-                   "client disconnects) never calls RedisModule_UnblockClient: ~35 KB leaked each")
 def test_wait_timeouts_do_not_leak():
     with Server() as srv:
         c, w = Conn(srv.port), Conn(srv.port)
@@ -340,8 +338,6 @@ def test_wait_timeouts_do_not_leak():
         assert grown < 1_000_000, f"{grown} bytes after 500 timed-out waits"
 
 
-@pytest.mark.xfail(strict=True, reason="module bug: CONFIG GET of cache.early-beta / "
-                   "cache.namespace-delimiter leaks the RedisModuleString it returns")
 def test_config_get_does_not_leak():
     with Server() as srv:
         c = Conn(srv.port)

@@ -514,8 +514,6 @@ if __name__ == "__main__":
 import pytest  # noqa: E402
 
 
-@pytest.mark.xfail(strict=True, reason="module bug: an escaped literal tag pattern is looked up "
-                   "with its backslashes (commands.rs invalidate_tag uses the raw pattern)")
 def test_invalidatetag_escaped_literal_matches_like_a_pattern():
     """`x\\*y` is a pattern matching only the tag `x*y` (as KEYS would): it must reach the
     entries tagged `x*y`, as the unescaped pattern `x*y` does."""
