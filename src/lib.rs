@@ -103,6 +103,7 @@ const fn command(
 
 fn register_commands(ctx: &Context) -> bool {
     COMMANDS.iter().all(|c| dispatch::register(ctx, c))
+        && dispatch::add_acl_category(ctx, &COMMANDS)
 }
 
 fn housekeeping(ctx: &Context, _: ()) {

@@ -48,3 +48,14 @@ def test_deny_oom_refuses_sets_but_not_reads(r):
         assert r.cmd("CACHE.GETORMARK", "k")[0] == S("HIT")
     finally:
         r.cmd("CONFIG", "SET", "maxmemory", "0")
+
+
+def test_acl_category_where_the_server_has_module_categories(r):
+    """Valkey and Redis 7.2+ let modules add ACL categories: `+@cache` then grants every
+    command. Redis 7.0 has no such API, and the category does not exist there."""
+    reply = r.cmd("ACL", "CAT", "cache")
+    version = r.cmd("INFO", "server").decode()
+    if "redis_version:7.0." in version and "valkey" not in version:
+        assert reply.msg.startswith("ERR Unknown category"), reply
+    else:
+        assert sorted(reply) == sorted(name.encode() for name in FLAGS)
