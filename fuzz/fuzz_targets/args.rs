@@ -13,7 +13,6 @@ use rediscache::args::{self, Freshness, MAX_COST_MS, MAX_LEASE_MS, MAX_SCAN_COUN
 use rediscache::args::{MAX_ABSOLUTE_MS, MAX_WAIT_MS};
 use rediscache::cachetype::replication_args;
 use rediscache::entry::{Entry, FOREVER};
-use std::sync::Arc;
 
 const WORDS: &[&str] = &[
     "EX",
@@ -165,8 +164,8 @@ fn replicate_and_reparse(
         Freshness::Until(at) => at,
     };
     let stale_ms = cmd.stale_ms.unwrap_or(default_stale_ms);
-    let tags = cmd.tags.iter().map(|t| Arc::from(*t)).collect();
-    let entry = Entry::new(cmd.value.to_vec(), tags, fresh_until, cmd.cost_ms);
+    let cost_ms = u32::try_from(cmd.cost_ms).expect("COST is bounded by the parser");
+    let entry = Entry::new(cmd.value, cmd.tags.iter().copied(), fresh_until, cost_ms);
     let stale = (fresh_until != FOREVER && !cmd.keep_ttl).then_some(stale_ms);
     let replicated = replication_args(cmd.key, &entry, fresh_until, stale, cmd.keep_ttl);
     let refs: Vec<&[u8]> = replicated.iter().map(Vec::as_slice).collect();

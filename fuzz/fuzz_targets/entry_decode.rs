@@ -17,12 +17,12 @@ fn encode(e: &Entry, flags: u64) -> Vec<u8> {
         out.extend((s.len() as u64).to_le_bytes());
         out.extend(s);
     };
-    string(&mut out, &e.value);
+    string(&mut out, e.value());
     out.extend(e.fresh_until.to_le_bytes());
-    out.extend(e.cost_ms.to_le_bytes());
+    out.extend(i64::from(e.cost_ms).to_le_bytes());
     out.extend(flags.to_le_bytes());
-    out.extend((e.tags.len() as u64).to_le_bytes());
-    for tag in &e.tags {
+    out.extend((e.tags().count() as u64).to_le_bytes());
+    for tag in e.tags() {
         string(&mut out, tag);
     }
     out
@@ -35,11 +35,12 @@ fuzz_target!(|data: &[u8]| {
     };
     let consumed = &data[..data.len() - reader.0.len()];
     // The flags word sits after the value and two numbers.
-    let value_end = 8 + entry.value.len();
+    let value_end = 8 + entry.value().len();
     let flags = u64::from_le_bytes(consumed[value_end + 16..value_end + 24].try_into().unwrap());
     assert_eq!(entry.dead, flags & 1 != 0);
     assert_eq!(encode(&entry, flags), consumed);
-    assert!(entry.mem_usage() >= entry.value.len());
+    assert!(entry.mem_usage() >= entry.value().len());
     let copy = entry.duplicate();
-    assert_eq!(copy.tags, entry.tags);
+    assert!(copy.tags().eq(entry.tags()));
+    assert_eq!(copy.value(), entry.value());
 });
