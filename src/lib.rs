@@ -1,2 +1,97 @@
-//! Server-side cache toolkit for Redis: tagged entries, leases, stale-while-revalidate,
-//! pattern and tag invalidation without scanning the keyspace, and per-namespace stats.
+//! Server-side cache toolkit for Redis: tagged entries, anti-stampede leases,
+//! stale-while-revalidate, pattern and tag invalidation without scanning the keyspace, and
+//! hit/miss statistics per database and namespace.
+
+pub mod acl;
+pub mod args;
+pub mod cachetype;
+pub mod commands;
+pub mod config;
+pub mod db;
+pub mod entry;
+pub mod error;
+pub mod events;
+pub mod info;
+pub mod keys;
+pub mod leases;
+pub mod memberset;
+pub mod pattern;
+pub mod reply;
+pub mod state;
+pub mod stats;
+pub mod sweep;
+pub mod waiters;
+
+use cachetype::CACHE_TYPE;
+use redis_module::configuration::ConfigurationFlags;
+use redis_module::{raw, redis_module, Context, ModuleOptions, RedisString, Status};
+use std::time::Duration;
+
+// Unit tests run without a server, so without its allocator.
+#[cfg(not(test))]
+use redis_module::alloc::RedisAlloc as Allocator;
+#[cfg(test)]
+use std::alloc::System as Allocator;
+
+/// How often lapsed lease records are collected.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+
+fn init(ctx: &Context, _args: &[RedisString]) -> Status {
+    ctx.set_module_options(ModuleOptions::HANDLE_IO_ERRORS);
+    state::with(|s| s.seed(state::os_seed()));
+    if !events::subscribe(ctx) {
+        ctx.log_warning("cache: could not subscribe to server events");
+        return Status::Err;
+    }
+    // Replaces the macro's default INFO callback (which would need two more crates).
+    raw::register_info_function(ctx.ctx, Some(info::info_callback));
+    ctx.create_timer(HOUSEKEEPING, housekeeping, ());
+    Status::Ok
+}
+
+fn housekeeping(ctx: &Context, _: ()) {
+    let now = keys::now_ms();
+    state::with(|s| {
+        for (_, db) in s.dbs_mut() {
+            db.leases.collect(now);
+        }
+    });
+    ctx.create_timer(HOUSEKEEPING, housekeeping, ());
+}
+
+redis_module! {
+    name: "cache",
+    version: 1,
+    allocator: (Allocator, Allocator),
+    data_types: [CACHE_TYPE],
+    init: init,
+    commands: [
+        ["cache.settagged", commands::set_tagged, "write deny-oom", 1, 1, 1, ""],
+        ["cache.getormark", commands::get_or_mark, "write fast", 1, 1, 1, ""],
+        ["cache.get", commands::get, "readonly fast", 1, 1, 1, ""],
+        ["cache.invalidate", commands::invalidate, "write", 0, 0, 0, ""],
+        ["cache.invalidatetag", commands::invalidate_tag, "write", 0, 0, 0, ""],
+        ["cache.stats", commands::stats, "readonly", 0, 0, 0, ""],
+        ["cache.tags", commands::tags, "readonly fast", 1, 1, 1, ""],
+        ["cache.tagscan", commands::tag_scan, "readonly", 0, 0, 0, ""],
+    ],
+    event_handlers: [
+        [@GENERIC @STRING @LOADED: events::on_keyspace_event],
+    ],
+    configurations: [
+        i64: [
+            ["default-ttl", &config::DEFAULT_TTL, 0, 0, config::MAX_DEFAULT_SECONDS, ConfigurationFlags::DEFAULT, None],
+            ["default-stale", &config::DEFAULT_STALE, 0, 0, config::MAX_DEFAULT_SECONDS, ConfigurationFlags::DEFAULT, None],
+            ["lease-ms", &config::LEASE_MS, 10_000, 1, args::MAX_LEASE_MS, ConfigurationFlags::DEFAULT, None],
+            ["max-tags", &config::MAX_TAGS, 64, 1, config::MAX_TAGS_LIMIT, ConfigurationFlags::DEFAULT, None],
+            ["max-namespaces", &config::MAX_NAMESPACES, 1024, 1, config::MAX_NAMESPACES_LIMIT, ConfigurationFlags::DEFAULT, None],
+        ],
+        string: [
+            ["namespace-delimiter", &config::DELIMITER, ":", ConfigurationFlags::DEFAULT, None],
+            ["early-beta", &config::EARLY_BETA, "1.0", ConfigurationFlags::DEFAULT, None],
+        ],
+        bool: [],
+        enum: [],
+        module_args_as_configuration: true,
+    ]
+}

@@ -1,0 +1,426 @@
+//! Command arguments parsed into typed values before anything is touched. Pure: no server.
+
+use crate::error::ParseError;
+
+/// Relative and absolute times beyond this (ms, about 4,400 years) are refused, so adding
+/// them to the clock can never overflow.
+pub const MAX_TIME_MS: i64 = 1 << 47;
+pub const MAX_LEASE_MS: i64 = 86_400_000;
+pub const MAX_WAIT_MS: i64 = 3_600_000;
+pub const MAX_COST_MS: i64 = 86_400_000;
+/// TAGSCAN's COUNT is a hint; it never sizes more work than this.
+pub const MAX_SCAN_COUNT: usize = 100_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// `cache.default-ttl`.
+    Default,
+    /// EX / PX, in ms from now.
+    For(i64),
+    /// EXAT / PXAT, Unix ms.
+    Until(i64),
+    /// Never stale by time, no key TTL.
+    Persist,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct SetTagged<'a> {
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+    pub fresh: Freshness,
+    /// STALE / PSTALE in ms; None: `cache.default-stale`.
+    pub stale_ms: Option<i64>,
+    pub cost_ms: i64,
+    pub lease: Option<&'a [u8]>,
+    pub keep_ttl: bool,
+    /// Distinct, in the order first given.
+    pub tags: Vec<&'a [u8]>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct GetOrMark<'a> {
+    pub key: &'a [u8],
+    pub lease_ms: Option<i64>,
+    pub wait_ms: i64,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Invalidate<'a> {
+    pub pattern: &'a [u8],
+    pub soft: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum StatsQuery<'a> {
+    Totals,
+    Namespace(&'a [u8]),
+    Namespaces,
+    Reset,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct TagScan<'a> {
+    pub tag: &'a [u8],
+    pub cursor: u64,
+    pub pattern: Option<&'a [u8]>,
+    pub count: usize,
+}
+
+/// Redis's strict integer syntax (string2ll): optional '-', digits, no '+', no leading zeros,
+/// no spaces.
+pub fn parse_i64(arg: &[u8]) -> Result<i64, ParseError> {
+    let digits = arg.strip_prefix(b"-").unwrap_or(arg);
+    let canonical = !digits.is_empty()
+        && digits.iter().all(u8::is_ascii_digit)
+        && (digits[0] != b'0' || (digits.len() == 1 && digits.len() == arg.len()));
+    if !canonical {
+        return Err(ParseError::NotAnInteger);
+    }
+    std::str::from_utf8(arg)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(ParseError::NotAnInteger)
+}
+
+fn eq(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+/// Cursor over option words and their values.
+struct Options<'a, 'b> {
+    args: &'b [&'a [u8]],
+    at: usize,
+}
+
+impl<'a> Options<'a, '_> {
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let arg = self.args.get(self.at).copied();
+        self.at += 1;
+        arg
+    }
+
+    fn value(&mut self) -> Result<&'a [u8], ParseError> {
+        self.next().ok_or(ParseError::Syntax)
+    }
+
+    fn int(&mut self) -> Result<i64, ParseError> {
+        parse_i64(self.value()?)
+    }
+}
+
+fn once<T>(slot: &mut Option<T>, value: T) -> Result<(), ParseError> {
+    if slot.is_some() {
+        return Err(ParseError::Syntax);
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+fn positive_time(n: i64, unit_ms: i64) -> Result<i64, ParseError> {
+    if n <= 0 || n > MAX_TIME_MS / unit_ms {
+        return Err(ParseError::InvalidExpire);
+    }
+    Ok(n * unit_ms)
+}
+
+/// `key value [EX s|PX ms|EXAT s|PXAT ms|PERSIST] [STALE s|PSTALE ms] [COST ms] [LEASE token]
+/// [KEEPTTL] [TAGS tag ...]` (arguments after the command name).
+pub fn set_tagged<'a>(args: &[&'a [u8]], max_tags: usize) -> Result<SetTagged<'a>, ParseError> {
+    let [key, value, rest @ ..] = args else {
+        return Err(ParseError::Arity);
+    };
+    let mut opts = Options { args: rest, at: 0 };
+    let mut fresh = None;
+    let mut stale = None;
+    let mut cost = None;
+    let mut lease = None;
+    let mut keep_ttl = None;
+    let mut tags: Vec<&[u8]> = Vec::new();
+    while let Some(word) = opts.next() {
+        if eq(word, "EX") {
+            let n = opts.int()?;
+            once(&mut fresh, Freshness::For(positive_time(n, 1000)?))?;
+        } else if eq(word, "PX") {
+            let n = opts.int()?;
+            once(&mut fresh, Freshness::For(positive_time(n, 1)?))?;
+        } else if eq(word, "EXAT") {
+            let n = opts.int()?;
+            once(&mut fresh, Freshness::Until(positive_time(n, 1000)?))?;
+        } else if eq(word, "PXAT") {
+            let n = opts.int()?;
+            once(&mut fresh, Freshness::Until(positive_time(n, 1)?))?;
+        } else if eq(word, "PERSIST") {
+            once(&mut fresh, Freshness::Persist)?;
+        } else if eq(word, "STALE") || eq(word, "PSTALE") {
+            let unit = if eq(word, "STALE") { 1000 } else { 1 };
+            let n = opts.int()?;
+            if n < 0 || n > MAX_TIME_MS / unit {
+                return Err(ParseError::InvalidExpire);
+            }
+            once(&mut stale, n * unit)?;
+        } else if eq(word, "COST") {
+            let n = opts.int()?;
+            if !(0..=MAX_COST_MS).contains(&n) {
+                return Err(ParseError::NotAnInteger);
+            }
+            once(&mut cost, n)?;
+        } else if eq(word, "LEASE") {
+            let token = opts.value()?;
+            once(&mut lease, token)?;
+        } else if eq(word, "KEEPTTL") {
+            once(&mut keep_ttl, true)?;
+        } else if eq(word, "TAGS") {
+            for tag in &rest[opts.at..] {
+                if !tags.contains(tag) {
+                    if tags.len() == max_tags {
+                        return Err(ParseError::TooManyTags);
+                    }
+                    tags.push(tag);
+                }
+            }
+            break;
+        } else {
+            return Err(ParseError::Syntax);
+        }
+    }
+    Ok(SetTagged {
+        key,
+        value,
+        fresh: fresh.unwrap_or(Freshness::Default),
+        stale_ms: stale,
+        cost_ms: cost.unwrap_or(0),
+        lease,
+        keep_ttl: keep_ttl.unwrap_or(false),
+        tags,
+    })
+}
+
+/// `key [LEASE ms] [WAIT ms]`.
+pub fn get_or_mark<'a>(args: &[&'a [u8]]) -> Result<GetOrMark<'a>, ParseError> {
+    let [key, rest @ ..] = args else {
+        return Err(ParseError::Arity);
+    };
+    let mut opts = Options { args: rest, at: 0 };
+    let mut lease = None;
+    let mut wait = None;
+    while let Some(word) = opts.next() {
+        if eq(word, "LEASE") {
+            let n = opts.int()?;
+            if !(1..=MAX_LEASE_MS).contains(&n) {
+                return Err(ParseError::InvalidLease);
+            }
+            once(&mut lease, n)?;
+        } else if eq(word, "WAIT") {
+            let n = opts.int()?;
+            if !(0..=MAX_WAIT_MS).contains(&n) {
+                return Err(ParseError::InvalidWait);
+            }
+            once(&mut wait, n)?;
+        } else {
+            return Err(ParseError::Syntax);
+        }
+    }
+    Ok(GetOrMark {
+        key,
+        lease_ms: lease,
+        wait_ms: wait.unwrap_or(0),
+    })
+}
+
+/// `pattern [SOFT]` (also `tag [SOFT]`).
+pub fn invalidate<'a>(args: &[&'a [u8]]) -> Result<Invalidate<'a>, ParseError> {
+    match args {
+        [pattern] => Ok(Invalidate {
+            pattern,
+            soft: false,
+        }),
+        [pattern, word] if eq(word, "SOFT") => Ok(Invalidate {
+            pattern,
+            soft: true,
+        }),
+        [_, _] => Err(ParseError::Syntax),
+        _ => Err(ParseError::Arity),
+    }
+}
+
+/// `[NAMESPACE name | NAMESPACES | RESET]`.
+pub fn stats<'a>(args: &[&'a [u8]]) -> Result<StatsQuery<'a>, ParseError> {
+    match args {
+        [] => Ok(StatsQuery::Totals),
+        [word] if eq(word, "NAMESPACES") => Ok(StatsQuery::Namespaces),
+        [word] if eq(word, "RESET") => Ok(StatsQuery::Reset),
+        [word, name] if eq(word, "NAMESPACE") => Ok(StatsQuery::Namespace(name)),
+        [_] | [_, _] => Err(ParseError::Syntax),
+        _ => Err(ParseError::Syntax),
+    }
+}
+
+/// `tag cursor [MATCH pattern] [COUNT count]`.
+pub fn tag_scan<'a>(args: &[&'a [u8]]) -> Result<TagScan<'a>, ParseError> {
+    let [tag, cursor, rest @ ..] = args else {
+        return Err(ParseError::Arity);
+    };
+    let cursor = std::str::from_utf8(cursor)
+        .ok()
+        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or(ParseError::InvalidCursor)?;
+    let mut opts = Options { args: rest, at: 0 };
+    let mut pattern = None;
+    let mut count = None;
+    while let Some(word) = opts.next() {
+        if eq(word, "MATCH") {
+            let p = opts.value()?;
+            once(&mut pattern, p)?;
+        } else if eq(word, "COUNT") {
+            let n = opts.int()?;
+            if n < 1 {
+                return Err(ParseError::Syntax);
+            }
+            once(
+                &mut count,
+                usize::try_from(n)
+                    .unwrap_or(MAX_SCAN_COUNT)
+                    .min(MAX_SCAN_COUNT),
+            )?;
+        } else {
+            return Err(ParseError::Syntax);
+        }
+    }
+    Ok(TagScan {
+        tag,
+        cursor,
+        pattern,
+        count: count.unwrap_or(10),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(s: &str) -> Vec<&[u8]> {
+        s.split(' ').map(str::as_bytes).collect()
+    }
+
+    #[test]
+    fn integers_are_strict() {
+        assert_eq!(parse_i64(b"10"), Ok(10));
+        assert_eq!(parse_i64(b"-5"), Ok(-5));
+        assert_eq!(parse_i64(b"0"), Ok(0));
+        for bad in [
+            "",
+            "+1",
+            "01",
+            "-0",
+            "1.5",
+            " 1",
+            "1e3",
+            "-",
+            "99999999999999999999",
+        ] {
+            assert_eq!(
+                parse_i64(bad.as_bytes()),
+                Err(ParseError::NotAnInteger),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn set_tagged_full() {
+        let s = set_tagged(&a("k v ex 10 stale 5 cost 200 lease abc TAGS t u t"), 64).unwrap();
+        assert_eq!(s.fresh, Freshness::For(10_000));
+        assert_eq!(s.stale_ms, Some(5000));
+        assert_eq!(s.cost_ms, 200);
+        assert_eq!(s.lease, Some(b"abc".as_slice()));
+        assert_eq!(s.tags, vec![b"t".as_slice(), b"u"]);
+        let s = set_tagged(&a("k v PXAT 1700000000000 PSTALE 10 KEEPTTL"), 64).unwrap();
+        assert_eq!(s.fresh, Freshness::Until(1_700_000_000_000));
+        assert!(s.keep_ttl);
+        assert_eq!(
+            set_tagged(&a("k v persist"), 64).unwrap().fresh,
+            Freshness::Persist
+        );
+        assert_eq!(set_tagged(&a("k v TAGS"), 64).unwrap().tags.len(), 0);
+        assert_eq!(
+            set_tagged(&a("k v TAGS EX 5"), 64).unwrap().tags.len(),
+            2,
+            "TAGS takes the rest"
+        );
+    }
+
+    #[test]
+    fn set_tagged_errors() {
+        assert_eq!(set_tagged(&a("k"), 64), Err(ParseError::Arity));
+        assert_eq!(set_tagged(&a("k v EX"), 64), Err(ParseError::Syntax));
+        assert_eq!(set_tagged(&a("k v EX 1 PX 5"), 64), Err(ParseError::Syntax));
+        assert_eq!(set_tagged(&a("k v EX 1 EX 1"), 64), Err(ParseError::Syntax));
+        assert_eq!(set_tagged(&a("k v BOGUS"), 64), Err(ParseError::Syntax));
+        assert_eq!(
+            set_tagged(&a("k v EX 0"), 64),
+            Err(ParseError::InvalidExpire)
+        );
+        assert_eq!(
+            set_tagged(&a("k v PX -1"), 64),
+            Err(ParseError::InvalidExpire)
+        );
+        assert_eq!(
+            set_tagged(&a("k v EX abc"), 64),
+            Err(ParseError::NotAnInteger)
+        );
+        assert_eq!(
+            set_tagged(&a("k v STALE -1"), 64),
+            Err(ParseError::InvalidExpire)
+        );
+        assert_eq!(set_tagged(&a("k v STALE 0"), 64).unwrap().stale_ms, Some(0));
+        assert_eq!(
+            set_tagged(&a("k v COST -1"), 64),
+            Err(ParseError::NotAnInteger)
+        );
+        assert_eq!(
+            set_tagged(&a("k v EX 9223372036854775807"), 64),
+            Err(ParseError::InvalidExpire)
+        );
+        assert_eq!(
+            set_tagged(&a("k v TAGS a b c"), 2),
+            Err(ParseError::TooManyTags)
+        );
+        assert!(
+            set_tagged(&a("k v TAGS a a b"), 2).is_ok(),
+            "duplicates count once"
+        );
+    }
+
+    #[test]
+    fn get_or_mark_options() {
+        let g = get_or_mark(&a("k LEASE 500 wait 0")).unwrap();
+        assert_eq!((g.lease_ms, g.wait_ms), (Some(500), 0));
+        assert_eq!(get_or_mark(&a("k LEASE 0")), Err(ParseError::InvalidLease));
+        assert_eq!(get_or_mark(&a("k WAIT -1")), Err(ParseError::InvalidWait));
+        assert_eq!(get_or_mark(&a("k WAIT x")), Err(ParseError::NotAnInteger));
+        assert_eq!(get_or_mark(&a("k FOO")), Err(ParseError::Syntax));
+        assert_eq!(get_or_mark(&[]), Err(ParseError::Arity));
+    }
+
+    #[test]
+    fn other_commands() {
+        assert!(invalidate(&a("p soft")).unwrap().soft);
+        assert_eq!(invalidate(&a("p hard")), Err(ParseError::Syntax));
+        assert_eq!(invalidate(&a("p soft x")), Err(ParseError::Arity));
+        assert_eq!(stats(&a("namespace x")), Ok(StatsQuery::Namespace(b"x")));
+        assert_eq!(stats(&a("reset")), Ok(StatsQuery::Reset));
+        assert_eq!(stats(&a("bogus")), Err(ParseError::Syntax));
+        let t = tag_scan(&a("t 0 MATCH u* COUNT 5")).unwrap();
+        assert_eq!(
+            (t.cursor, t.pattern, t.count),
+            (0, Some(b"u*".as_slice()), 5)
+        );
+        assert_eq!(tag_scan(&a("t x")), Err(ParseError::InvalidCursor));
+        assert_eq!(tag_scan(&a("t 0 COUNT 0")), Err(ParseError::Syntax));
+        assert_eq!(
+            tag_scan(&a("t 0 COUNT 999999999")).unwrap().count,
+            MAX_SCAN_COUNT
+        );
+    }
+}

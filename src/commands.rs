@@ -1,0 +1,550 @@
+//! Command handlers: parse, check the key's type, validate, act, reply, replicate, in that
+//! order. The logic they call lives in `db`, `entry`, `leases` and `stats`.
+
+use crate::acl::{Access, Intent};
+use crate::args::{self, Freshness as Fresh};
+use crate::cachetype::replication_args;
+use crate::config;
+use crate::db::TagWork;
+use crate::entry::{xfetch, Entry, Freshness, FOREVER};
+use crate::error::{self, ParseError};
+use crate::keys::{now_ms, selected_db, Content, Key};
+use crate::memberset::Bytes;
+use crate::reply;
+use crate::state::{self, format_token, parse_token};
+use crate::stats::{Counters, Event, NamespaceStats};
+use crate::waiters;
+use redis_module::{
+    Context, ContextFlags, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue,
+};
+use std::sync::Arc;
+
+fn parse_error(e: ParseError) -> RedisError {
+    match e {
+        ParseError::Arity => RedisError::WrongArity,
+        ParseError::Syntax => error::syntax(),
+        ParseError::NotAnInteger => error::not_an_integer(),
+        ParseError::InvalidExpire => error::invalid_expire(),
+        ParseError::TooManyTags => error::too_many_tags(config::max_tags()),
+        ParseError::InvalidLease => error::invalid_lease(),
+        ParseError::InvalidWait => error::invalid_wait(),
+        ParseError::InvalidCursor => error::invalid_cursor(),
+    }
+}
+
+fn slices(args: &[RedisString]) -> Vec<&[u8]> {
+    args.iter().skip(1).map(RedisString::as_slice).collect()
+}
+
+/// Commands applied from the primary or the AOF are not user traffic: they count nothing.
+fn is_user_traffic(ctx: &Context) -> bool {
+    !ctx.get_flags()
+        .intersects(ContextFlags::REPLICATED | ContextFlags::LOADING)
+}
+
+fn record(ctx: &Context, key: &[u8], events: &[Event]) {
+    let db = selected_db(ctx);
+    let (delimiter, max) = (config::delimiter(), config::max_namespaces());
+    state::with(|s| {
+        let stats = &mut s.db(db).stats;
+        for &e in events {
+            stats.record(key, e, delimiter, max);
+        }
+    });
+}
+
+/// CACHE.SETTAGGED key value [EX s|PX ms|EXAT s|PXAT ms|PERSIST] [STALE s|PSTALE ms]
+/// [COST ms] [LEASE token] [KEEPTTL] [TAGS tag ...]
+pub fn set_tagged(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let argv = slices(&args);
+    let max_tags = usize::try_from(config::max_tags()).unwrap_or(0);
+    let cmd = args::set_tagged(&argv, max_tags).map_err(parse_error)?;
+    let key = Key::open_arg(ctx, &args[1], true);
+    if let Content::Other = key.content() {
+        return Err(error::wrong_type());
+    }
+    let now = now_ms();
+    let fresh_until = match cmd.fresh {
+        Fresh::Default if config::default_ttl_ms() > 0 => now + config::default_ttl_ms(),
+        Fresh::Default | Fresh::Persist => FOREVER,
+        Fresh::For(ms) => now + ms,
+        Fresh::Until(at) => at,
+    };
+    let stale_ms = cmd.stale_ms.unwrap_or_else(config::default_stale_ms);
+    let expire_at = (fresh_until != FOREVER).then(|| fresh_until.saturating_add(stale_ms));
+    let db = selected_db(ctx);
+    let user = is_user_traffic(ctx);
+
+    let accepted = state::with(|s| {
+        let d = s.db(db);
+        let ok = match cmd.lease {
+            Some(token) => {
+                parse_token(token).is_some_and(|t| d.leases.redeem(cmd.key, t, &cmd.tags))
+            }
+            None => {
+                d.leases.void_key(cmd.key);
+                true
+            }
+        };
+        ok.then(|| s.next_seq())
+    });
+    let Some(gen) = accepted else {
+        if user {
+            record(ctx, cmd.key, &[Event::SetRefused]);
+        }
+        reply::null(ctx);
+        return Ok(RedisValue::NoReply);
+    };
+
+    let kept_expire = if cmd.keep_ttl { key.expire_at() } else { None };
+    let tags: Vec<Bytes> = cmd.tags.iter().map(|t| Arc::from(*t)).collect();
+    let entry = Entry::new(cmd.value.to_vec(), tags, fresh_until, cmd.cost_ms);
+    if !key.set_entry(entry) {
+        return Err(RedisError::Str("ERR could not store the entry"));
+    }
+    key.set_expire_at(if cmd.keep_ttl { kept_expire } else { expire_at });
+    let (delimiter, max_ns) = (config::delimiter(), config::max_namespaces());
+    let replicated = match key.content() {
+        Content::Entry(entry) => {
+            state::with(|s| {
+                let d = s.db(db);
+                d.add(cmd.key, entry, gen, delimiter, max_ns);
+                if user {
+                    d.stats.record(cmd.key, Event::Set, delimiter, max_ns);
+                }
+            });
+            let stale = (fresh_until != FOREVER && !cmd.keep_ttl).then_some(stale_ms);
+            replication_args(cmd.key, entry, fresh_until, stale, cmd.keep_ttl)
+        }
+        _ => Vec::new(),
+    };
+    drop(key);
+    let refs: Vec<&[u8]> = replicated.iter().map(Vec::as_slice).collect();
+    ctx.replicate("CACHE.SETTAGGED", refs.as_slice());
+    ctx.notify_keyspace_event(NotifyEvent::MODULE, "cache.settagged", &args[1]);
+    waiters::wake_on_set(ctx, db, cmd.key);
+    reply::simple(ctx, c"OK");
+    Ok(RedisValue::NoReply)
+}
+
+/// What a lookup found, decided under the state lock.
+pub enum Lookup {
+    Hit(Option<u64>),
+    Stale(Option<u64>),
+    Miss(u64),
+    Pending,
+}
+
+/// Decides HIT / STALE / MISS / PENDING for `key` and grants a lease where the contract says so.
+pub fn decide(db: i32, key: &[u8], entry: Option<&Entry>, lease_ms: i64, now: i64) -> Lookup {
+    let beta = config::early_beta();
+    let (delimiter, max_ns) = (config::delimiter(), config::max_namespaces());
+    state::with(|s| {
+        let freshness = {
+            let d = s.db(db);
+            entry.map_or(Freshness::Dead, |e| d.freshness(e, now))
+        };
+        let protected = s.db(db).leases.is_protected(key, now);
+        let mut events = Events::default();
+        let grant = |s: &mut state::State, events: &mut Events| {
+            let token = s.next_random();
+            let seq = s.next_seq();
+            s.db(db).leases.grant(key, token, seq, now, lease_ms);
+            events.push(Event::LeaseGranted);
+            token
+        };
+        let outcome = match (freshness, entry) {
+            (Freshness::Fresh, Some(e)) => {
+                let early = !protected && e.cost_ms > 0 && {
+                    let r = s.next_unit();
+                    xfetch(now, e.fresh_until, e.cost_ms, beta, r)
+                };
+                events.push(Event::Hit);
+                if early {
+                    events.push(Event::EarlyRefresh);
+                    Lookup::Hit(Some(grant(s, &mut events)))
+                } else {
+                    Lookup::Hit(None)
+                }
+            }
+            (Freshness::Stale, Some(_)) => {
+                events.push(Event::StaleHit);
+                Lookup::Stale((!protected).then(|| grant(s, &mut events)))
+            }
+            _ if protected => {
+                events.push(Event::Pending);
+                Lookup::Pending
+            }
+            _ => {
+                events.push(Event::Miss);
+                Lookup::Miss(grant(s, &mut events))
+            }
+        };
+        let stats = &mut s.db(db).stats;
+        for e in events.0.into_iter().flatten() {
+            stats.record(key, e, delimiter, max_ns);
+        }
+        outcome
+    })
+}
+
+/// The (at most three) counters one lookup moves, without allocating.
+#[derive(Default)]
+struct Events([Option<Event>; 3]);
+
+impl Events {
+    fn push(&mut self, event: Event) {
+        if let Some(slot) = self.0.iter_mut().find(|e| e.is_none()) {
+            *slot = Some(event);
+        }
+    }
+}
+
+pub fn reply_lookup(ctx: &Context, lookup: &Lookup, value: Option<&[u8]>) {
+    reply::array(ctx, 3);
+    let (state, value, token) = match *lookup {
+        Lookup::Hit(t) => (c"HIT", value, t),
+        Lookup::Stale(t) => (c"STALE", value, t),
+        Lookup::Miss(t) => (c"MISS", None, Some(t)),
+        Lookup::Pending => (c"PENDING", None, None),
+    };
+    reply::simple(ctx, state);
+    reply::bulk_or_null(ctx, value);
+    match token {
+        Some(t) => reply::bulk(ctx, format_token(t).as_bytes()),
+        None => reply::null(ctx),
+    }
+}
+
+/// CACHE.GETORMARK key [LEASE ms] [WAIT ms]
+pub fn get_or_mark(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let argv = slices(&args);
+    let cmd = args::get_or_mark(&argv).map_err(parse_error)?;
+    let lease_ms = cmd.lease_ms.unwrap_or_else(config::lease_ms);
+    let db = selected_db(ctx);
+    let key = Key::open_arg(ctx, &args[1], false);
+    let entry = match key.content() {
+        Content::Other => return Err(error::wrong_type()),
+        Content::Empty => None,
+        Content::Entry(e) => Some(&*e),
+    };
+    let lookup = decide(db, cmd.key, entry, lease_ms, now_ms());
+    if let (Lookup::Pending, true) = (&lookup, cmd.wait_ms > 0) {
+        drop(key);
+        return waiters::block(ctx, db, cmd.key, lease_ms, cmd.wait_ms);
+    }
+    reply_lookup(ctx, &lookup, entry.map(|e| e.value.as_slice()));
+    Ok(RedisValue::NoReply)
+}
+
+/// CACHE.GET key
+pub fn get(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let [_, name] = args.as_slice() else {
+        return Err(RedisError::WrongArity);
+    };
+    let key_name = name.as_slice();
+    let db = selected_db(ctx);
+    let key = Key::open_arg(ctx, name, false);
+    let entry = match key.content() {
+        Content::Other => return Err(error::wrong_type()),
+        Content::Empty => None,
+        Content::Entry(e) => Some(&*e),
+    };
+    let now = now_ms();
+    let (delimiter, max_ns) = (config::delimiter(), config::max_namespaces());
+    let served = state::with(|s| {
+        let d = s.db(db);
+        let (event, served) = match entry.map(|e| d.freshness(e, now)) {
+            Some(Freshness::Fresh) => (Event::Hit, true),
+            Some(Freshness::Stale) => (Event::StaleHit, true),
+            _ => (Event::Miss, false),
+        };
+        d.stats.record(key_name, event, delimiter, max_ns);
+        served
+    });
+    reply::bulk_or_null(ctx, entry.filter(|_| served).map(|e| e.value.as_slice()));
+    Ok(RedisValue::NoReply)
+}
+
+/// Invalidates the entries under `keys` now: deletes them, or turns them stale. Returns the
+/// keys of the live entries it touched.
+fn invalidate_keys(ctx: &Context, db: i32, keys: &[Bytes], soft: bool, now: i64) -> Vec<Bytes> {
+    let mut touched = Vec::new();
+    for name in keys {
+        let key = Key::open(ctx, name, true);
+        let Content::Entry(entry) = key.content() else {
+            continue;
+        };
+        if state::with(|s| s.db(db).freshness(entry, now)) == Freshness::Dead {
+            continue;
+        }
+        if soft {
+            entry.make_stale(now);
+        } else {
+            key.delete();
+        }
+        touched.push(name.clone());
+    }
+    touched
+}
+
+/// Counts the invalidation (`swept`: entries left to the sweeper) and replicates the command
+/// itself, so replicas apply the same invalidation to the same index.
+fn finish_invalidation(ctx: &Context, db: i32, touched: &[Bytes], swept: u64) -> i64 {
+    if is_user_traffic(ctx) {
+        let (delimiter, max_ns) = (config::delimiter(), config::max_namespaces());
+        state::with(|s| {
+            let stats = &mut s.db(db).stats;
+            stats.record_command();
+            stats.total.invalidated += swept;
+            for key in touched {
+                stats.record(key, Event::Invalidated(1), delimiter, max_ns);
+            }
+        });
+    }
+    ctx.replicate_verbatim();
+    (touched.len() as u64 + swept) as i64
+}
+
+/// CACHE.INVALIDATE pattern [SOFT]
+pub fn invalidate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let argv = slices(&args);
+    let cmd = args::invalidate(&argv).map_err(parse_error)?;
+    let db = selected_db(ctx);
+    let now = now_ms();
+    let access = Access::of(ctx);
+    let allowed = |k: &[u8]| access.allows(ctx, k, Intent::Invalidate);
+    let keys = state::with(|s| {
+        let d = s.db(db);
+        d.leases.void_pattern(cmd.pattern, allowed);
+        let mut keys = d.keys_matching(cmd.pattern);
+        if !access.is_all() {
+            keys.retain(|k| allowed(k));
+        }
+        keys
+    });
+    let touched = invalidate_keys(ctx, db, &keys, cmd.soft, now);
+    let count = finish_invalidation(ctx, db, &touched, 0);
+    reply::int(ctx, count);
+    Ok(RedisValue::NoReply)
+}
+
+/// CACHE.INVALIDATETAG tag [SOFT]
+pub fn invalidate_tag(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let argv = slices(&args);
+    let cmd = args::invalidate(&argv).map_err(parse_error)?;
+    let db = selected_db(ctx);
+    let now = now_ms();
+    let access = Access::of(ctx);
+    let (mut now_keys, swept) = state::with(|s| {
+        let seq = s.next_seq();
+        let d = s.db(db);
+        let tags: Vec<Bytes> = if crate::pattern::as_literal(cmd.pattern).is_some() {
+            vec![Arc::from(cmd.pattern)]
+        } else {
+            d.leases.void_tag_pattern(cmd.pattern, seq);
+            d.tags_matching(cmd.pattern)
+        };
+        let mut now_keys = Vec::new();
+        let mut swept = 0u64;
+        for tag in tags {
+            match d.invalidate_tag(&tag, cmd.soft, seq, now, !access.is_all()) {
+                TagWork::Now(keys) => now_keys.extend(keys),
+                TagWork::Swept(n) => swept += n as u64,
+            }
+        }
+        now_keys.sort_unstable();
+        now_keys.dedup();
+        (now_keys, swept)
+    });
+    if !access.is_all() {
+        now_keys.retain(|k| access.allows(ctx, k, Intent::Invalidate));
+    }
+    if swept > 0 {
+        crate::sweep::start(ctx);
+    }
+    let touched = invalidate_keys(ctx, db, &now_keys, cmd.soft, now);
+    let count = finish_invalidation(ctx, db, &touched, swept);
+    reply::int(ctx, count);
+    Ok(RedisValue::NoReply)
+}
+
+const FIELDS: [&str; 17] = [
+    "hits",
+    "stale_hits",
+    "misses",
+    "pending",
+    "hit_ratio",
+    "sets",
+    "sets_refused",
+    "leases_granted",
+    "invalidations",
+    "invalidated",
+    "entries",
+    "tags",
+    "waits",
+    "wait_woken_by_set",
+    "wait_handovers",
+    "wait_timeouts",
+    "early_refreshes",
+];
+
+/// The fields of CACHE.STATS and INFO, in order; `hit_ratio` is text, the rest integers.
+pub fn stat_fields(c: &Counters, entries: u64, tags: u64) -> [(&'static str, StatValue); 17] {
+    use StatValue::{Int, Text};
+    let values = [
+        Int(c.hits),
+        Int(c.stale_hits),
+        Int(c.misses),
+        Int(c.pending),
+        Text(c.hit_ratio()),
+        Int(c.sets),
+        Int(c.sets_refused),
+        Int(c.leases_granted),
+        Int(c.invalidations),
+        Int(c.invalidated),
+        Int(entries),
+        Int(tags),
+        Int(c.waits),
+        Int(c.wait_woken_by_set),
+        Int(c.wait_handovers),
+        Int(c.wait_timeouts),
+        Int(c.early_refreshes),
+    ];
+    let mut i = 0;
+    values.map(|v| {
+        let field = FIELDS[i];
+        i += 1;
+        (field, v)
+    })
+}
+
+pub enum StatValue {
+    Int(u64),
+    Text(String),
+}
+
+fn reply_fields(ctx: &Context, fields: &[(&str, StatValue)]) {
+    reply::map(ctx, fields.len());
+    for (name, value) in fields {
+        ctx.reply_simple_string(name);
+        match value {
+            StatValue::Int(n) => reply::int(ctx, i64::try_from(*n).unwrap_or(i64::MAX)),
+            StatValue::Text(t) => reply::bulk(ctx, t.as_bytes()),
+        }
+    }
+}
+
+fn namespace_fields(ns: &NamespaceStats) -> [(&'static str, StatValue); 17] {
+    stat_fields(&ns.counters, ns.entries, 0)
+}
+
+/// CACHE.STATS [NAMESPACE name | NAMESPACES | RESET]
+pub fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let argv = slices(&args);
+    let query = args::stats(&argv).map_err(parse_error)?;
+    if !Access::of(ctx).is_all() {
+        return Err(error::no_permission());
+    }
+    let db = selected_db(ctx);
+    match query {
+        args::StatsQuery::Totals => {
+            let fields = state::with(|s| {
+                let d = s.db(db);
+                stat_fields(&d.stats.total, d.entries() as u64, d.tags.len() as u64)
+            });
+            reply_fields(ctx, &fields);
+        }
+        args::StatsQuery::Namespace(name) => {
+            let ns = state::with(|s| s.db(db).stats.namespace(name));
+            reply_fields(ctx, &namespace_fields(&ns));
+        }
+        args::StatsQuery::Namespaces => {
+            let all: Vec<(Vec<u8>, NamespaceStats)> = state::with(|s| {
+                s.db(db)
+                    .stats
+                    .namespaces()
+                    .into_iter()
+                    .map(|(name, ns)| (name.to_vec(), ns))
+                    .collect()
+            });
+            reply::map(ctx, all.len());
+            for (name, ns) in &all {
+                reply::bulk(ctx, name);
+                reply_fields(ctx, &namespace_fields(ns));
+            }
+        }
+        args::StatsQuery::Reset => {
+            state::with(|s| s.db(db).stats.reset());
+            reply::simple(ctx, c"OK");
+        }
+    }
+    Ok(RedisValue::NoReply)
+}
+
+/// CACHE.TAGS key
+pub fn tags(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let [_, name] = args.as_slice() else {
+        return Err(RedisError::WrongArity);
+    };
+    let db = selected_db(ctx);
+    let key = Key::open_arg(ctx, name, false);
+    let tags: Vec<Bytes> = match key.content() {
+        Content::Entry(e) => {
+            let dead = state::with(|s| s.db(db).freshness(e, now_ms()) == Freshness::Dead);
+            if dead {
+                Vec::new()
+            } else {
+                e.tags.clone()
+            }
+        }
+        _ => Vec::new(),
+    };
+    reply::array(ctx, tags.len());
+    for t in &tags {
+        reply::bulk(ctx, t);
+    }
+    Ok(RedisValue::NoReply)
+}
+
+/// CACHE.TAGSCAN tag cursor [MATCH pattern] [COUNT count]
+pub fn tag_scan(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let argv = slices(&args);
+    let cmd = args::tag_scan(&argv).map_err(parse_error)?;
+    let db = selected_db(ctx);
+    let (next, candidates) = state::with(|s| {
+        let d = s.db(db);
+        match d.tags.get(cmd.tag) {
+            Some(set) => {
+                let (next, keys) = set.scan(cmd.cursor, cmd.count);
+                let keys: Vec<Bytes> = keys
+                    .iter()
+                    .filter(|k| cmd.pattern.is_none_or(|p| crate::pattern::matches(p, k)))
+                    .cloned()
+                    .collect();
+                (next, keys)
+            }
+            None => (0, Vec::new()),
+        }
+    });
+    let now = now_ms();
+    let access = Access::of(ctx);
+    let live: Vec<Bytes> = candidates
+        .into_iter()
+        .filter(|name| access.allows(ctx, name, Intent::Read))
+        .filter(|name| {
+            let key = Key::open(ctx, name, false);
+            match key.content() {
+                Content::Entry(e) => state::with(|s| s.db(db).freshness(e, now) != Freshness::Dead),
+                _ => false,
+            }
+        })
+        .collect();
+    reply::array(ctx, 2);
+    reply::bulk(ctx, next.to_string().as_bytes());
+    reply::array(ctx, live.len());
+    for k in &live {
+        reply::bulk(ctx, k);
+    }
+    Ok(RedisValue::NoReply)
+}

@@ -1,0 +1,109 @@
+//! Module configs (`CONFIG SET cache.x`, loadmodule arguments, redis.conf lines). Read without
+//! any lock on every command; out-of-range values are refused, never clamped.
+
+use crate::state;
+use redis_module::configuration::{ConfigurationContext, ConfigurationValue};
+use redis_module::{RedisError, RedisString};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::Mutex;
+
+pub static DEFAULT_TTL: AtomicI64 = AtomicI64::new(0);
+pub static DEFAULT_STALE: AtomicI64 = AtomicI64::new(0);
+pub static LEASE_MS: AtomicI64 = AtomicI64::new(10_000);
+pub static MAX_TAGS: AtomicI64 = AtomicI64::new(64);
+pub static MAX_NAMESPACES: AtomicI64 = AtomicI64::new(1024);
+pub static DELIMITER: Delimiter = Delimiter(AtomicU8::new(b':'));
+pub static EARLY_BETA: Beta = Beta {
+    bits: AtomicU64::new(0x3FF0_0000_0000_0000), // 1.0
+    text: Mutex::new(String::new()),
+};
+
+/// Ten years, in seconds: the largest default TTL or stale window.
+pub const MAX_DEFAULT_SECONDS: i64 = 315_360_000;
+pub const MAX_TAGS_LIMIT: i64 = 10_000;
+pub const MAX_NAMESPACES_LIMIT: i64 = 1_000_000;
+pub const MAX_BETA: f64 = 100.0;
+
+pub fn default_ttl_ms() -> i64 {
+    DEFAULT_TTL.load(Ordering::Relaxed) * 1000
+}
+
+pub fn default_stale_ms() -> i64 {
+    DEFAULT_STALE.load(Ordering::Relaxed) * 1000
+}
+
+pub fn lease_ms() -> i64 {
+    LEASE_MS.load(Ordering::Relaxed)
+}
+
+pub fn max_tags() -> i64 {
+    MAX_TAGS.load(Ordering::Relaxed)
+}
+
+pub fn max_namespaces() -> usize {
+    MAX_NAMESPACES.load(Ordering::Relaxed) as usize
+}
+
+pub fn delimiter() -> u8 {
+    DELIMITER.0.load(Ordering::Relaxed)
+}
+
+pub fn early_beta() -> f64 {
+    f64::from_bits(EARLY_BETA.bits.load(Ordering::Relaxed))
+}
+
+/// `cache.namespace-delimiter`: exactly one byte. Changing it recounts entries per namespace.
+pub struct Delimiter(AtomicU8);
+
+impl ConfigurationValue<RedisString> for Delimiter {
+    fn get(&self, _ctx: &ConfigurationContext) -> RedisString {
+        let byte = [self.0.load(Ordering::Relaxed)];
+        RedisString::create_from_slice(std::ptr::null_mut(), &byte)
+    }
+
+    fn set(&self, _ctx: &ConfigurationContext, val: RedisString) -> Result<(), RedisError> {
+        let [byte] = val.as_slice() else {
+            return Err(RedisError::Str("the delimiter must be exactly one byte"));
+        };
+        if self.0.swap(*byte, Ordering::Relaxed) != *byte {
+            let max = max_namespaces();
+            state::with(|s| {
+                for (_, db) in s.dbs_mut() {
+                    let keys: Vec<_> = db.keys.iter().cloned().collect();
+                    db.stats.recount(keys.iter().map(|k| &**k), *byte, max);
+                }
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `cache.early-beta`: a float from 0 to 100, kept as written.
+pub struct Beta {
+    bits: AtomicU64,
+    text: Mutex<String>,
+}
+
+impl ConfigurationValue<RedisString> for Beta {
+    fn get(&self, _ctx: &ConfigurationContext) -> RedisString {
+        let text = self.text.lock().map(|t| t.clone()).unwrap_or_default();
+        RedisString::create(None, text.as_str())
+    }
+
+    fn set(&self, _ctx: &ConfigurationContext, val: RedisString) -> Result<(), RedisError> {
+        let text = val
+            .try_as_str()
+            .map_err(|_| RedisError::Str("early-beta must be a number from 0 to 100"))?;
+        let beta: f64 = text
+            .trim()
+            .parse()
+            .ok()
+            .filter(|b: &f64| b.is_finite() && (0.0..=MAX_BETA).contains(b))
+            .ok_or(RedisError::Str("early-beta must be a number from 0 to 100"))?;
+        self.bits.store(beta.to_bits(), Ordering::Relaxed);
+        if let Ok(mut t) = self.text.lock() {
+            *t = text.to_string();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,352 @@
+//! One database's module memory: the index of entries by key and by tag, the tag
+//! invalidations still being swept, leases and counters. All of it derives from the keyspace
+//! except leases and counters, so it is rebuilt on load and kept right by the type callbacks
+//! and keyspace events.
+
+use crate::entry::{Entry, Freshness, TagInvalidation};
+use crate::leases::Leases;
+use crate::memberset::{Bytes, MemberSet};
+use crate::pattern;
+use crate::stats::Stats;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::ops::Bound;
+use std::sync::Arc;
+
+/// Tag invalidations up to this many entries are done inside the command; larger ones return
+/// at once and are swept by a timer.
+pub const SYNC_LIMIT: usize = 1000;
+
+/// Keys awaiting the sweeper: the members a tag had when it was invalidated, or entries found
+/// dead when they (re)entered the index.
+pub struct Sweep {
+    pub tag: Option<Bytes>,
+    pub soft: bool,
+    pub members: MemberSet,
+}
+
+#[derive(Default)]
+pub struct Db {
+    pub keys: BTreeSet<Bytes>,
+    pub tags: HashMap<Bytes, MemberSet>,
+    pub pending: HashMap<Bytes, TagInvalidation>,
+    pub sweeps: VecDeque<Sweep>,
+    pub leases: Leases,
+    pub stats: Stats,
+}
+
+/// What a tag invalidation left to do.
+pub enum TagWork {
+    /// Small enough: the command processes these keys itself.
+    Now(Vec<Bytes>),
+    /// Detached for the sweeper; readers already see the effect. Holds the member count.
+    Swept(usize),
+}
+
+impl Db {
+    pub fn pending_for(&self, tag: &[u8]) -> Option<TagInvalidation> {
+        if self.pending.is_empty() {
+            None
+        } else {
+            self.pending.get(tag).copied()
+        }
+    }
+
+    pub fn freshness(&self, entry: &Entry, now: i64) -> Freshness {
+        entry.freshness(now, |t| self.pending_for(t))
+    }
+
+    pub fn materialize(&self, entry: &mut Entry) {
+        if !self.pending.is_empty() {
+            entry.materialize(|t| self.pending_for(t));
+        }
+    }
+
+    /// Indexes `key` (now holding `entry`): shares tag names with the index, stamps the entry
+    /// with `gen`, and queues it for deletion if it arrived already dead.
+    pub fn add(&mut self, key: &[u8], entry: &mut Entry, gen: u64, delimiter: u8, max_ns: usize) {
+        let key: Bytes = Arc::from(key);
+        entry.gen = gen;
+        if self.keys.insert(key.clone()) {
+            self.stats.entry_added(&key, delimiter, max_ns);
+        }
+        for tag in entry.tags.iter_mut() {
+            match self.tags.get_key_value(&**tag) {
+                Some((shared, _)) => *tag = shared.clone(),
+                None => {
+                    self.tags.insert(tag.clone(), MemberSet::default());
+                }
+            }
+            if let Some(set) = self.tags.get_mut(&**tag) {
+                set.insert(key.clone());
+            }
+        }
+        if entry.dead {
+            self.doom(key);
+        }
+    }
+
+    fn doom(&mut self, key: Bytes) {
+        if !matches!(self.sweeps.back(), Some(Sweep { tag: None, .. })) {
+            self.sweeps.push_back(Sweep {
+                tag: None,
+                soft: false,
+                members: MemberSet::default(),
+            });
+        }
+        if let Some(sweep) = self.sweeps.back_mut() {
+            sweep.members.insert(key);
+        }
+    }
+
+    /// Unindexes `key`, which held `entry`; first writes pending invalidations into the entry,
+    /// since it may live on under another name or database.
+    pub fn remove(&mut self, key: &[u8], entry: &mut Entry, delimiter: u8) {
+        self.materialize(entry);
+        if !self.keys.remove(key) {
+            return;
+        }
+        self.stats.entry_removed(key, delimiter);
+        for tag in &entry.tags {
+            if let Some(set) = self.tags.get_mut(&**tag) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.tags.remove(&**tag);
+                } else {
+                    set.shrink();
+                }
+            }
+        }
+        if self.tags.is_empty() && self.tags.capacity() > 0 {
+            self.tags = HashMap::new();
+        }
+    }
+
+    /// Entries whose key matches `pat`, found through the literal prefix of the pattern.
+    pub fn keys_matching(&self, pat: &[u8]) -> Vec<Bytes> {
+        if let Some(key) = pattern::as_literal(pat) {
+            return self.keys.get(key.as_slice()).cloned().into_iter().collect();
+        }
+        let prefix = pattern::literal_prefix(pat);
+        self.keys
+            .range::<[u8], _>((Bound::Included(prefix.as_slice()), Bound::Unbounded))
+            .take_while(|k| k.starts_with(&prefix))
+            .filter(|k| pattern::matches(pat, k))
+            .cloned()
+            .collect()
+    }
+
+    /// Tags whose name matches `pat`.
+    pub fn tags_matching(&self, pat: &[u8]) -> Vec<Bytes> {
+        self.tags
+            .keys()
+            .filter(|t| pattern::matches(pat, t))
+            .cloned()
+            .collect()
+    }
+
+    /// Invalidates one tag at sequence `seq`: small tags hand their keys back, large ones are
+    /// detached whole (O(1)) and recorded so readers see the effect before the sweep.
+    /// `keys_only`: the caller may touch only some keys, so every member is handed back.
+    pub fn invalidate_tag(
+        &mut self,
+        tag: &[u8],
+        soft: bool,
+        seq: u64,
+        now: i64,
+        keys_only: bool,
+    ) -> TagWork {
+        self.leases.void_tag(tag, seq);
+        let Some(set) = self.tags.get(tag) else {
+            return TagWork::Now(Vec::new());
+        };
+        if keys_only || set.len() <= SYNC_LIMIT {
+            return TagWork::Now(set.iter().cloned().collect());
+        }
+        let Some((name, members)) = self.tags.remove_entry(tag) else {
+            return TagWork::Now(Vec::new());
+        };
+        let count = members.len();
+        let record = self.pending.entry(name.clone()).or_default();
+        if soft {
+            record.soft_seq = seq;
+            record.soft_at = now;
+        } else {
+            record.hard_seq = seq;
+        }
+        record.sweeps += 1;
+        self.sweeps.push_back(Sweep {
+            tag: Some(name),
+            soft,
+            members,
+        });
+        TagWork::Swept(count)
+    }
+
+    /// Takes up to `n` keys from the oldest sweep. A sweep is retired (its record dropped) on
+    /// the call after its last keys were handed out, so those were processed under it.
+    pub fn next_to_sweep(&mut self, n: usize) -> Option<(Option<Bytes>, bool, Vec<Bytes>)> {
+        while self.sweeps.front().is_some_and(|s| s.members.is_empty()) {
+            if let Some(Sweep {
+                tag: Some(name), ..
+            }) = self.sweeps.pop_front()
+            {
+                self.retire(&name);
+            }
+        }
+        let sweep = self.sweeps.front_mut()?;
+        let keys: Vec<Bytes> = std::iter::from_fn(|| sweep.members.pop()).take(n).collect();
+        Some((sweep.tag.clone(), sweep.soft, keys))
+    }
+
+    fn retire(&mut self, tag: &[u8]) {
+        if let Some(record) = self.pending.get_mut(tag) {
+            record.sweeps = record.sweeps.saturating_sub(1);
+            if record.sweeps == 0 {
+                self.pending.remove(tag);
+            }
+        }
+        if self.pending.is_empty() && self.pending.capacity() > 0 {
+            self.pending = HashMap::new();
+        }
+    }
+
+    /// Puts a soft-swept key back among its tag's members, if it is still an indexed entry.
+    pub fn restore_member(&mut self, tag: &Bytes, key: &[u8]) {
+        if let Some(key) = self.keys.get(key).cloned() {
+            self.tags.entry(tag.clone()).or_default().insert(key);
+        }
+    }
+
+    /// Forgets every entry (FLUSHDB); counters stay.
+    pub fn flush(&mut self) {
+        self.keys = BTreeSet::new();
+        self.tags = HashMap::new();
+        self.pending = HashMap::new();
+        self.sweeps = VecDeque::new();
+        self.leases.clear();
+        self.stats.clear_entries();
+    }
+
+    pub fn entries(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Module memory held by this database's index, estimated from its structures.
+    pub fn index_bytes(&self) -> usize {
+        const BTREE_SLOT: usize = 24;
+        const ARC_HEADER: usize = 16;
+        let keys: usize = self
+            .keys
+            .iter()
+            .map(|k| k.len() + ARC_HEADER + BTREE_SLOT)
+            .sum();
+        let tags: usize = self
+            .tags
+            .iter()
+            .map(|(t, set)| {
+                t.len() + ARC_HEADER + std::mem::size_of::<MemberSet>() + set.overhead_bytes()
+            })
+            .sum();
+        let sweeps: usize = self.sweeps.iter().map(|s| s.members.overhead_bytes()).sum();
+        keys + tags + sweeps + self.leases.approx_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(tags: &[&str]) -> Entry {
+        Entry::new(
+            b"v".to_vec(),
+            tags.iter().map(|t| Arc::from(t.as_bytes())).collect(),
+            i64::MAX,
+            0,
+        )
+    }
+
+    #[test]
+    fn add_remove_keeps_tags_exact() {
+        let mut db = Db::default();
+        let mut a = entry(&["t", "u"]);
+        let mut b = entry(&["t"]);
+        db.add(b"a", &mut a, 1, b':', 10);
+        db.add(b"b", &mut b, 2, b':', 10);
+        assert_eq!(db.tags.len(), 2);
+        assert_eq!(db.tags[b"t".as_slice()].len(), 2);
+        db.remove(b"a", &mut a, b':');
+        assert_eq!(db.tags.len(), 1);
+        db.remove(b"b", &mut b, b':');
+        assert!(db.tags.is_empty() && db.keys.is_empty());
+        assert_eq!(db.index_bytes(), 0, "memory back to baseline");
+    }
+
+    #[test]
+    fn patterns_use_the_prefix() {
+        let mut db = Db::default();
+        for k in ["user:1", "user:2", "users", "post:1"] {
+            db.add(k.as_bytes(), &mut entry(&[]), 1, b':', 10);
+        }
+        let got: Vec<_> = db
+            .keys_matching(b"user:*")
+            .iter()
+            .map(|k| k.to_vec())
+            .collect();
+        assert_eq!(got, vec![b"user:1".to_vec(), b"user:2".to_vec()]);
+        assert_eq!(db.keys_matching(b"*1").len(), 2);
+        assert_eq!(db.keys_matching(b"users").len(), 1);
+        assert_eq!(db.keys_matching(b"nope").len(), 0);
+    }
+
+    #[test]
+    fn large_tag_invalidation_is_detached_and_swept() {
+        let mut db = Db::default();
+        let mut entries: Vec<Entry> = (0..SYNC_LIMIT + 5)
+            .map(|_| entry(&["big", "other"]))
+            .collect();
+        for (i, e) in entries.iter_mut().enumerate() {
+            db.add(format!("k{i}").as_bytes(), e, 1, b':', 10);
+        }
+        let TagWork::Swept(n) = db.invalidate_tag(b"big", false, 2, 0, false) else {
+            panic!("expected a sweep")
+        };
+        assert_eq!(n, SYNC_LIMIT + 5);
+        assert!(!db.tags.contains_key(b"big".as_slice()));
+        assert_eq!(db.freshness(&entries[0], 0), Freshness::Dead);
+        let mut newer = entry(&["big"]);
+        db.add(b"new", &mut newer, 3, b':', 10);
+        assert_eq!(db.freshness(&newer, 0), Freshness::Fresh);
+        let mut swept = 0;
+        while let Some((tag, soft, keys)) = db.next_to_sweep(100) {
+            assert_eq!(tag.as_deref(), Some(b"big".as_slice()));
+            assert!(!soft);
+            swept += keys.len();
+        }
+        assert_eq!(swept, SYNC_LIMIT + 5);
+        assert!(db.pending.is_empty(), "record retired after its last batch");
+    }
+
+    #[test]
+    fn small_tag_invalidation_hands_keys_back() {
+        let mut db = Db::default();
+        db.add(b"a", &mut entry(&["t"]), 1, b':', 10);
+        match db.invalidate_tag(b"t", true, 2, 0, false) {
+            TagWork::Now(keys) => assert_eq!(keys.len(), 1),
+            TagWork::Swept(_) => panic!("small tags are done in the command"),
+        }
+        assert!(
+            matches!(db.invalidate_tag(b"none", false, 3, 0, false), TagWork::Now(k) if k.is_empty())
+        );
+    }
+
+    #[test]
+    fn dead_arrivals_are_queued() {
+        let mut db = Db::default();
+        let mut e = entry(&["t"]);
+        e.dead = true;
+        db.add(b"x", &mut e, 1, b':', 10);
+        let (tag, _, keys) = db.next_to_sweep(10).expect("queued");
+        assert!(tag.is_none());
+        assert_eq!(&*keys[0], b"x");
+    }
+}

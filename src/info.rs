@@ -1,0 +1,65 @@
+//! `INFO cache`: totals over all databases as `cache_<field>` lines, then one
+//! `cache_db<N>:field=value,...` line per database that has entries or traffic.
+
+use crate::commands::{stat_fields, StatValue};
+use crate::state;
+use crate::stats::Counters;
+use redis_module::raw;
+use std::os::raw::c_int;
+
+pub extern "C" fn info_callback(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) {
+    let (total, entries, tags, index_bytes, per_db) = state::with(|s| {
+        let mut total = Counters::default();
+        let (mut entries, mut tags, mut bytes) = (0u64, 0u64, 0u64);
+        let mut per_db = Vec::new();
+        for (id, db) in s.dbs() {
+            let c = &db.stats.total;
+            let (e, t) = (db.entries() as u64, db.tags.len() as u64);
+            if e == 0 && t == 0 && *c == Counters::default() {
+                continue;
+            }
+            add_counters(&mut total, c);
+            entries += e;
+            tags += t;
+            bytes += db.index_bytes() as u64;
+            let line: Vec<String> = stat_fields(c, e, t)
+                .iter()
+                .map(|(name, value)| format!("{name}={}", text(value)))
+                .collect();
+            per_db.push((format!("db{id}"), line.join(",")));
+        }
+        (total, entries, tags, bytes, per_db)
+    });
+    raw::add_info_section(ctx, None);
+    for (name, value) in stat_fields(&total, entries, tags).iter() {
+        raw::add_info_field_str(ctx, name, &text(value));
+    }
+    raw::add_info_field_str(ctx, "index_bytes", &index_bytes.to_string());
+    for (name, line) in per_db {
+        raw::add_info_field_str(ctx, &name, &line);
+    }
+}
+
+fn text(value: &StatValue) -> String {
+    match value {
+        StatValue::Int(n) => n.to_string(),
+        StatValue::Text(t) => t.clone(),
+    }
+}
+
+fn add_counters(into: &mut Counters, c: &Counters) {
+    into.hits += c.hits;
+    into.stale_hits += c.stale_hits;
+    into.misses += c.misses;
+    into.pending += c.pending;
+    into.sets += c.sets;
+    into.sets_refused += c.sets_refused;
+    into.leases_granted += c.leases_granted;
+    into.invalidations += c.invalidations;
+    into.invalidated += c.invalidated;
+    into.waits += c.waits;
+    into.wait_woken_by_set += c.wait_woken_by_set;
+    into.wait_handovers += c.wait_handovers;
+    into.wait_timeouts += c.wait_timeouts;
+    into.early_refreshes += c.early_refreshes;
+}

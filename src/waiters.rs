@@ -1,0 +1,256 @@
+//! `CACHE.GETORMARK ... WAIT`: clients blocked (never the server) on a key someone else is
+//! computing. A set wakes them all; a lapsed lease is handed to exactly one of them; the rest
+//! wait on; a timeout answers PENDING; a client that disconnects is forgotten.
+
+use crate::commands::{decide, reply_lookup, Lookup};
+use crate::config;
+use crate::keys::{now_ms, select_db, Content, Key};
+use crate::reply;
+use crate::state;
+use crate::stats::Event;
+use redis_module::{raw, Context, RedisResult, RedisValue};
+use std::collections::HashMap;
+use std::os::raw::{c_int, c_void};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How often lapsed leases are checked while anyone waits.
+const LAPSE_CHECK: Duration = Duration::from_millis(5);
+/// Bounds the clients blocked on one server.
+const MAX_WAITERS: usize = 100_000;
+
+struct Waiter {
+    bc: *mut raw::RedisModuleBlockedClient,
+    lease_ms: i64,
+}
+
+/// Why a waiter was woken; handed to its reply callback.
+enum Wake {
+    Set,
+    Handover(u64),
+}
+
+struct Private {
+    db: i32,
+    key: Vec<u8>,
+    lease_ms: i64,
+    wake: Wake,
+}
+
+#[derive(Default)]
+struct Waiting {
+    by_key: HashMap<(i32, Vec<u8>), Vec<Waiter>>,
+    count: usize,
+    timer_armed: bool,
+}
+
+// Blocked-client handles are used only on the main thread.
+unsafe impl Send for Waiting {}
+
+static WAITING: Mutex<Option<Waiting>> = Mutex::new(None);
+
+fn with<R>(f: impl FnOnce(&mut Waiting) -> R) -> R {
+    let mut guard = WAITING.lock().unwrap_or_else(|p| p.into_inner());
+    f(guard.get_or_insert_with(Waiting::default))
+}
+
+fn count(db: i32, key: &[u8], event: Event) {
+    let (delimiter, max_ns) = (config::delimiter(), config::max_namespaces());
+    state::with(|s| s.db(db).stats.record(key, event, delimiter, max_ns));
+}
+
+/// Blocks the calling client on `key`, or answers PENDING where blocking is not allowed
+/// (MULTI, scripts) or too many clients already wait.
+pub fn block(ctx: &Context, db: i32, key: &[u8], lease_ms: i64, wait_ms: i64) -> RedisResult {
+    let flags = unsafe { raw::RedisModule_GetContextFlags.unwrap()(ctx.ctx) } as u32;
+    let deny = raw::REDISMODULE_CTX_FLAGS_DENY_BLOCKING
+        | raw::REDISMODULE_CTX_FLAGS_MULTI
+        | raw::REDISMODULE_CTX_FLAGS_LUA;
+    if flags & deny != 0 || with(|w| w.count >= MAX_WAITERS) {
+        reply_lookup(ctx, &Lookup::Pending, None);
+        return Ok(RedisValue::NoReply);
+    }
+    let bc = unsafe {
+        raw::RedisModule_BlockClient.unwrap()(
+            ctx.ctx,
+            Some(on_reply),
+            Some(on_timeout),
+            Some(free_private),
+            wait_ms,
+        )
+    };
+    if bc.is_null() {
+        reply_lookup(ctx, &Lookup::Pending, None);
+        return Ok(RedisValue::NoReply);
+    }
+    unsafe { raw::RedisModule_SetDisconnectCallback.unwrap()(bc, Some(on_disconnect)) };
+    count(db, key, Event::Wait);
+    with(|w| {
+        w.by_key
+            .entry((db, key.to_vec()))
+            .or_default()
+            .push(Waiter { bc, lease_ms });
+        w.count += 1;
+    });
+    arm(ctx);
+    Ok(RedisValue::NoReply)
+}
+
+fn arm(ctx: &Context) {
+    let arm = with(|w| !std::mem::replace(&mut w.timer_armed, true));
+    if arm {
+        ctx.create_timer(LAPSE_CHECK, check_lapses, ());
+    }
+}
+
+fn unblock(waiter: Waiter, db: i32, key: &[u8], wake: Wake) {
+    let private = Box::new(Private {
+        db,
+        key: key.to_vec(),
+        lease_ms: waiter.lease_ms,
+        wake,
+    });
+    unsafe {
+        raw::RedisModule_UnblockClient.unwrap()(waiter.bc, Box::into_raw(private).cast());
+    }
+}
+
+/// A set on `key`: every waiter answers with a fresh lookup.
+pub fn wake_on_set(_ctx: &Context, db: i32, key: &[u8]) {
+    let woken = with(|w| {
+        let list = w.by_key.remove(&(db, key.to_vec())).unwrap_or_default();
+        w.count -= list.len();
+        list
+    });
+    for waiter in woken {
+        count(db, key, Event::WokenBySet);
+        unblock(waiter, db, key, Wake::Set);
+    }
+}
+
+/// Hands each waited key whose lease lapsed to one waiter (or wakes all if an entry appeared).
+fn check_lapses(ctx: &Context, _: ()) {
+    let keys: Vec<(i32, Vec<u8>)> = with(|w| w.by_key.keys().cloned().collect());
+    let now = now_ms();
+    for (db, key) in keys {
+        if !select_db(ctx, db) {
+            continue;
+        }
+        let present = match Key::open(ctx, &key, false).content() {
+            Content::Entry(e) => {
+                state::with(|s| s.db(db).freshness(e, now) != crate::entry::Freshness::Dead)
+            }
+            _ => false,
+        };
+        if present {
+            wake_on_set(ctx, db, &key);
+            continue;
+        }
+        if state::with(|s| s.db(db).leases.is_protected(&key, now)) {
+            continue;
+        }
+        let next = with(|w| {
+            let list = w.by_key.get_mut(&(db, key.clone()))?;
+            let first = (!list.is_empty()).then(|| list.remove(0));
+            if list.is_empty() {
+                w.by_key.remove(&(db, key.clone()));
+            }
+            if first.is_some() {
+                w.count -= 1;
+            }
+            first
+        });
+        if let Some(waiter) = next {
+            if let Lookup::Miss(token) = decide(db, &key, None, waiter.lease_ms, now) {
+                count(db, &key, Event::Handover);
+                unblock(waiter, db, &key, Wake::Handover(token));
+            } else {
+                // Not reachable while unprotected; keep the waiter rather than lose it.
+                with(|w| {
+                    w.by_key
+                        .entry((db, key.clone()))
+                        .or_default()
+                        .insert(0, waiter);
+                    w.count += 1;
+                });
+            }
+        }
+    }
+    let again = with(|w| {
+        w.timer_armed = w.count > 0;
+        w.timer_armed
+    });
+    if again {
+        ctx.create_timer(LAPSE_CHECK, check_lapses, ());
+    }
+}
+
+fn forget(bc: *mut raw::RedisModuleBlockedClient) {
+    with(|w| {
+        let mut removed = 0;
+        w.by_key.retain(|_, list| {
+            let before = list.len();
+            list.retain(|waiter| waiter.bc != bc);
+            removed += before - list.len();
+            !list.is_empty()
+        });
+        w.count -= removed;
+    });
+}
+
+extern "C" fn on_reply(
+    ctx: *mut raw::RedisModuleCtx,
+    _argv: *mut *mut raw::RedisModuleString,
+    _argc: c_int,
+) -> c_int {
+    let ctx = Context::new(ctx);
+    let private =
+        unsafe { raw::RedisModule_GetBlockedClientPrivateData.unwrap()(ctx.ctx) }.cast::<Private>();
+    let Some(private) = (unsafe { private.as_ref() }) else {
+        reply_lookup(&ctx, &Lookup::Pending, None);
+        return raw::REDISMODULE_OK as c_int;
+    };
+    match private.wake {
+        Wake::Handover(token) => reply_lookup(&ctx, &Lookup::Miss(token), None),
+        Wake::Set => {
+            let key = Key::open(&ctx, &private.key, false);
+            let entry = match key.content() {
+                Content::Entry(e) => Some(&*e),
+                _ => None,
+            };
+            let lookup = decide(private.db, &private.key, entry, private.lease_ms, now_ms());
+            reply_lookup(&ctx, &lookup, entry.map(|e| e.value.as_slice()));
+        }
+    }
+    raw::REDISMODULE_OK as c_int
+}
+
+extern "C" fn on_timeout(
+    ctx: *mut raw::RedisModuleCtx,
+    _argv: *mut *mut raw::RedisModuleString,
+    _argc: c_int,
+) -> c_int {
+    let ctx = Context::new(ctx);
+    let bc = unsafe { raw::RedisModule_GetBlockedClientHandle.unwrap()(ctx.ctx) };
+    forget(bc);
+    let db = crate::keys::selected_db(&ctx);
+    count(db, b"", Event::WaitTimeout);
+    reply::array(&ctx, 3);
+    reply::simple(&ctx, c"PENDING");
+    reply::null(&ctx);
+    reply::null(&ctx);
+    raw::REDISMODULE_OK as c_int
+}
+
+extern "C" fn on_disconnect(
+    _ctx: *mut raw::RedisModuleCtx,
+    bc: *mut raw::RedisModuleBlockedClient,
+) {
+    forget(bc);
+}
+
+extern "C" fn free_private(_ctx: *mut raw::RedisModuleCtx, private: *mut c_void) {
+    if !private.is_null() {
+        drop(unsafe { Box::from_raw(private.cast::<Private>()) });
+    }
+}
