@@ -103,6 +103,9 @@ class Results:
 
     def error(self, section, metric, exc):
         msg = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+        dead = [s.crash_report() for s in Server.live if not s.alive()]
+        if dead and not isinstance(exc, str):
+            msg = "; ".join(dead) + " -- " + msg
         msg = " ".join(str(msg).split())[:300]
         return self.add(section, metric, None, "", "ERROR", "", msg)
 
@@ -142,7 +145,11 @@ def free_port() -> int:
 class Server:
     """A redis-server of our own, on a free loopback port, in a temp dir."""
 
-    def __init__(self, with_module=True, extra=()):
+    live: list = []
+    on_crash = None  # callback(str) for servers that died by themselves
+
+    def __init__(self, with_module=True, extra=(), role="primary"):
+        self.role = role
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="cachebench-")
         args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
@@ -167,6 +174,7 @@ class Server:
                     self.stop()
                     raise RuntimeError("redis-server did not start: " + tail)
                 time.sleep(0.05)
+        Server.live.append(self)
         r = self.client()
         try:
             mods = r.execute_command("MODULE", "LIST")
@@ -191,7 +199,41 @@ class Server:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def crash_report(self) -> str:
+        """If the server died on its own: the lines of its crash report that say why."""
+        if self.alive():
+            return ""
+        self.crash_seen = True
+        try:
+            with open(os.path.join(self.dir, "redis.log"), "rb") as f:
+                lines = [x.decode(errors="replace").rstrip() for x in f.read().splitlines()]
+        except Exception:
+            return f"server on port {self.port} exited with {self.proc.returncode}"
+        keep = []
+        for i, l in enumerate(lines):
+            if "crashed by signal" in l or "ASSERTION FAILED" in l or "Guru Meditation" in l or "panicked" in l:
+                keep.append(l.split("# ", 1)[-1].strip())
+            if l.startswith("EIP:") and i + 1 < len(lines):
+                keep.append("EIP " + lines[i + 1].strip())
+            if "argv[" in l and "CLIENT INFO" not in l:
+                keep.append(l.strip())
+            if "cmd=" in l and "CURRENT CLIENT" in (lines[i - 1] if i else ""):
+                keep.append(l[l.find("cmd="):].split()[0])
+        saved = f"/tmp/cachebench-crash-{self.port}.log"
+        try:
+            shutil.copy(os.path.join(self.dir, "redis.log"), saved)
+        except Exception:
+            saved = ""
+        return (f"{self.role} (port {self.port}) CRASHED: " + "; ".join(dict.fromkeys(keep))[:600]
+                + (f" (log: {saved})" if saved else ""))
+
     def stop(self):
+        if self in Server.live:
+            Server.live.remove(self)
+        if self.proc.poll() is not None and not getattr(self, "crash_seen", False):
+            rep = self.crash_report()
+            if rep and Server.on_crash:
+                Server.on_crash(rep)
         if self.proc.poll() is None:
             # SIGTERM: with --save "" the server exits at once (redis-py's
             # SHUTDOWN retries the dropped connection for seconds).
@@ -377,8 +419,7 @@ def rbench(port, args_cmd, n, clients=50, pipeline=1, r=None, data=100):
 
 # --------------------------------------------------------------------------- probe
 def _probe_main(port, stop_evt, out, interval):
-    r = redis.Redis(port=port, single_connection_client=True)
-    r.ping()
+    err = None
     maxlat = 0.0
     maxlat_at = 0.0
     maxgap = 0.0
@@ -386,9 +427,19 @@ def _probe_main(port, stop_evt, out, interval):
     over5 = 0
     t_start = time.perf_counter()
     last = t_start
+    try:
+        r = redis.Redis(port=port, single_connection_client=True, retry_on_error=[], socket_timeout=30)
+        r.ping()
+    except Exception as e:
+        stop_evt.set()
+        err = f"{type(e).__name__}: {e}"
     while not stop_evt.is_set():
         t0 = time.perf_counter()
-        r.ping()
+        try:
+            r.ping()
+        except Exception as e:
+            err = f"{type(e).__name__}: {e}"
+            break
         t1 = time.perf_counter()
         lat = t1 - t0
         gap = t1 - last
@@ -402,7 +453,7 @@ def _probe_main(port, stop_evt, out, interval):
         if lat > 0.005:
             over5 += 1
         time.sleep(interval)
-    out.send(dict(max_ms=maxlat * 1000, max_at=maxlat_at, max_gap_ms=maxgap * 1000, pings=n, over5ms=over5))
+    out.send(dict(max_ms=maxlat * 1000, max_at=maxlat_at, max_gap_ms=maxgap * 1000, pings=n, over5ms=over5, err=err))
     out.close()
 
 
@@ -420,7 +471,7 @@ class PingProbe:
 
     def stop(self) -> dict:
         self.stop_evt.set()
-        res = self.rx.recv() if self.rx.poll(10) else dict(max_ms=float("nan"), max_gap_ms=float("nan"), pings=0, over5ms=0)
+        res = self.rx.recv() if self.rx.poll(10) else dict(max_ms=float("nan"), max_gap_ms=float("nan"), pings=0, over5ms=0, err="probe did not report")
         self.p.join(5)
         return res
 
@@ -499,6 +550,7 @@ def sec_set(S, res: Results):
                     if name in bad:
                         continue
                     log(f"  redis-benchmark -P {P} {name} (rep {rep + 1}/{S['set_reps']}, n={S['set_n']:,})")
+                    r.flushall()  # SET's strings would make SETTAGGED answer WRONGTYPE
                     try:
                         vals[name].append(rbench(srv.port, c, S["set_n"], pipeline=P, r=10000))
                     except Exception as e:
@@ -591,7 +643,7 @@ return n
 """
 
 
-def wait_reclaim(r, baseline, timeout, check, label, replica=None, until_memory=True):
+def wait_reclaim(r, baseline, timeout, check, label, replica=None, until_memory=True, replica_alive=lambda: True):
     """Poll used_memory until back to baseline (+max(1 MB, 5%)); meanwhile sample
     invalidated keys with `check(client) -> (bad, n)` on the primary and the
     replica. With until_memory=False (SOFT) just sample for `timeout` seconds."""
@@ -603,18 +655,26 @@ def wait_reclaim(r, baseline, timeout, check, label, replica=None, until_memory=
     mem = None
     while True:
         now = time.perf_counter()
-        for c in ([r, replica] if replica is not None else [r]):
-            bad, n = check(c)
-            served += bad
-            samples += n
+        if replica is not None and not replica_alive():
+            replica = None
+        bad, n = check(r)
+        served += bad
+        samples += n
+        if replica is not None:
+            try:
+                bad, n = check(replica)
+                served += bad
+                samples += n
+                if replica_gone_at is None and replica.dbsize() == 0:
+                    replica_gone_at = time.perf_counter() - t0
+            except redis.ConnectionError:
+                replica = None
         if keys_gone_at is None and r.dbsize() == 0:
             keys_gone_at = time.perf_counter() - t0
-        if replica is not None and replica_gone_at is None and replica.dbsize() == 0:
-            replica_gone_at = time.perf_counter() - t0
         mem = int(r.info("memory")["used_memory"])
         if until_memory and mem <= limit:
             mem = used_memory(r)  # confirm after purge
-            if mem <= limit and (replica is None or replica_gone_at is not None):
+            if mem <= limit and (replica is None or replica_gone_at is not None or not replica_alive()):
                 reclaimed_at = reclaimed_at or time.perf_counter() - t0
                 break
         if now - t0 > timeout:
@@ -642,7 +702,7 @@ def wait_replica_sync(r, rep, timeout=120):
 def sec_tag(S, res: Results):
     sec = "3 tag invalidation"
     N = S["inv_n"]
-    with Server() as srv, Server(extra=["--replicaof", "127.0.0.1", str(srv.port)]) as rsrv:
+    with Server() as srv, Server(extra=["--replicaof", "127.0.0.1", str(srv.port)], role="replica") as rsrv:
         r = srv.client()
         rep = rsrv.client()
         for c in (r, rep):
@@ -651,23 +711,30 @@ def sec_tag(S, res: Results):
         val = VALUE100
         sample = [f"inv:{i}" for i in random.Random(3).sample(range(N), min(500, N))]
 
+        def rep_ok():
+            return rsrv.alive()
+
         def run_module(soft):
             name = "INVALIDATETAG SOFT" if soft else "INVALIDATETAG"
             r.flushall()
-            wait_replica_sync(r, rep)
+            if rep_ok():
+                wait_replica_sync(r, rep)
             base = used_memory(r)
             log(f"  loading {N:,} entries with tag 'big' for CACHE.{name} (and a replica)")
             bulk_load(srv.port, lambda i: resp("CACHE.SETTAGGED", f"inv:{i}", val, "EX", 3600, "TAGS", "big"),
                       N, label="CACHE.SETTAGGED")
-            wait_replica_sync(r, rep)
+            if rep_ok():
+                wait_replica_sync(r, rep)
             loaded = used_memory(r)
             res.add(sec, f"{name}: used_memory after load", (loaded - base) / 1e6, unit="MB", note=f"{N:,} entries")
-            res.check(sec, f"{name}: keys on the replica after load", rep.dbsize(), "==", N, goal=f"== {N:,}")
+            have_rep = rep_ok()
+            if have_rep:
+                res.check(sec, f"{name}: keys on the replica after load", rep.dbsize(), "==", N, goal=f"== {N:,}")
             r.config_resetstat()
-            for c in (r, rep):
+            for c in ([r, rep] if have_rep else [r]):
                 c.execute_command("LATENCY", "RESET")
             probe = PingProbe(srv.port)
-            rprobe = PingProbe(rsrv.port)
+            rprobe = PingProbe(rsrv.port) if have_rep else None
             t0 = time.perf_counter()
             args = ["CACHE.INVALIDATETAG", "big"] + (["SOFT"] if soft else [])
             n = r.execute_command(*args)
@@ -694,12 +761,13 @@ def sec_tag(S, res: Results):
                     out = p.execute()
                     return sum(1 for x in out if x is not None), len(out)
             w = wait_reclaim(r, base, S["reclaim_timeout"] if not soft else S["soft_window"], check, name,
-                             replica=rep if not soft else None, until_memory=not soft)
+                             replica=rep if have_rep and not soft else None, until_memory=not soft,
+                             replica_alive=rep_ok)
             time.sleep(0.05)
             pr = probe.stop()
-            rpr = rprobe.stop()
+            rpr = rprobe.stop() if rprobe else None
             lat = latency_latest(r)
-            rlat = latency_latest(rep)
+            rlat = latency_latest(rep) if rep_ok() else (0, "")
             what = "answered HIT (GETORMARK)" if soft else "served (CACHE.GET, primary + replica)"
             res.check(sec, f"{name}: invalidated sample keys {what}", w["served"], "==", 0,
                       note=f"{w['samples']:,} lookups after the command returned")
@@ -707,8 +775,13 @@ def sec_tag(S, res: Results):
                       note=f"1 ms probe: {pr['pings']} pings, {pr['over5ms']} > 5 ms, max gap {pr['max_gap_ms']:.1f} ms")
             res.check(sec, f"{name}: LATENCY LATEST max, primary", float(lat[0]), "<=", 5, unit="ms",
                       note=lat[1] or "no event >= 1 ms")
-            res.check(sec, f"{name}: max PING round trip, replica", rpr["max_ms"], "<=", 5, unit="ms",
-                      note=f"{rpr['pings']} pings, {rpr['over5ms']} > 5 ms; LATENCY LATEST {rlat[0]} ms {rlat[1]}")
+            if rpr is None:
+                pass
+            elif not rep_ok():
+                res.add(sec, f"{name}: replica", None, "no crash", "ERROR", note=rsrv.crash_report())
+            else:
+                res.check(sec, f"{name}: max PING round trip, replica", rpr["max_ms"], "<=", 5, unit="ms",
+                          note=f"{rpr['pings']} pings, {rpr['over5ms']} > 5 ms; LATENCY LATEST {rlat[0]} ms {rlat[1]}")
             if soft:
                 res.add(sec, f"{name}: keys left (served STALE until expiry)", r.dbsize())
                 res.add(sec, f"{name}: used_memory above baseline", (int(r.info('memory')['used_memory']) - base) / 1e6,
@@ -1341,8 +1414,11 @@ def main(argv=None):
     if not os.path.exists(CACHE_MODULE):
         log(f"WARNING: {CACHE_MODULE} not found: module halves will report ERROR (build with cargo build --release)")
     res = Results()
+    current = ["?"]
+    Server.on_crash = lambda msg: res.add(current[0], "server crash", None, "no crash", "ERROR", note=msg)
     for name, fn in chosen:
         log(f"== section {name}")
+        current[0] = dict((n, f"{i + 1} {n}") for i, (n, _) in enumerate(SECTIONS))[name]
         t = time.monotonic()
         try:
             fn(S, res)
