@@ -1,15 +1,62 @@
-# Benchmark targets (scripts/bench/README.md). `make bench` runs the full suite
-# (several minutes); `make bench-tiny` is the < 60 s smoke run used by tests.
+# Build, run and test the cache module. `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
 PYTHON ?= python3
-BENCH_ARGS ?=
+MODULE := $(CURDIR)/target/release/librediscache.so
+RUN_PORT ?= 6390
 
-.PHONY: build bench bench-tiny
+.PHONY: all setup build run test test-rust test-integration bench bench-tiny examples clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
 
 build:
 	cargo build --release
 
+# Start a local server with the module on port 6390 (never 6379, Debian's service).
+# The config is redis.conf.example; the module is passed on the command line, which Redis
+# appends to the config file, so the cache.* lines of the file apply to it.
+run: setup build
+	@echo "connect with: redis-cli -p $(RUN_PORT)"
+	redis-server redis.conf.example --port $(RUN_PORT) --loadmodule $(MODULE)
+
+test-rust:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+	cargo test
+
+# The integration suite against Debian's redis-server, then against Valkey when one is found.
+# Both runs happen even if the first fails, so one `make test` shows both results.
+test-integration: build
+	@status=0; \
+	echo "== integration tests against $$(command -v redis-server)"; \
+	$(PYTHON) -m pytest -q tests/ || status=1; \
+	valkey=$$($(PYTHON) scripts/find_valkey.py) || valkey=""; \
+	if [ -n "$$valkey" ]; then \
+		echo "== integration tests again against $$valkey"; \
+		REDIS_SERVER="$$valkey" $(PYTHON) -m pytest -q tests/ || status=1; \
+	else \
+		echo "== no valkey-server found: skipping the Valkey run"; \
+	fi; \
+	exit $$status
+
+test: setup
+	$(MAKE) test-rust
+	$(MAKE) test-integration
+
+# The benchmark suite (scripts/bench/README.md): starts its own servers, prints one table with
+# every figure and its goal, writes scripts/bench/results.json. Full sizes take several minutes;
+# bench-tiny (< 60 s) only proves the suite works. BENCH_ARGS="--only tag" runs one section.
+BENCH_ARGS ?=
 bench: build
 	$(PYTHON) scripts/bench/run.py --size full $(BENCH_ARGS)
 
 bench-tiny: build
 	$(PYTHON) scripts/bench/run.py --size tiny $(BENCH_ARGS)
+
+examples: build
+	@if [ -f examples/run.sh ]; then bash examples/run.sh; else echo "no examples/run.sh yet"; fi
+
+clean:
+	cargo clean

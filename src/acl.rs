@@ -2,7 +2,7 @@
 //! invalidation, TAGSCAN, STATS): a user limited to some keys acts on, lists and counts only
 //! those. An unrestricted user (`~*`, no selectors) skips the per-key checks.
 
-use redis_module::{raw, CallReply, CallResult, Context, RedisString};
+use redis_module::{raw, CallReply, CallResult, Context, ContextFlags, RedisString};
 use std::ptr::NonNull;
 
 pub enum Access {
@@ -19,7 +19,7 @@ pub enum Intent {
 
 impl Access {
     pub fn of(ctx: &Context) -> Access {
-        let name = unsafe { raw::RedisModule_GetCurrentUserName.unwrap()(ctx.ctx) };
+        let name = current_user(ctx);
         if name.is_null() {
             // No client user: the primary's stream, the AOF, a timer.
             return Access::All;
@@ -65,6 +65,26 @@ impl Drop for Access {
             if *user != NonNull::dangling() {
                 unsafe { raw::RedisModule_FreeModuleUser.unwrap()(user.as_ptr()) };
             }
+        }
+    }
+}
+
+/// The calling client's user name, or null for clients without a user (the primary's link,
+/// the AOF loader), on which `GetCurrentUserName` would crash on 7.0.
+fn current_user(ctx: &Context) -> *mut raw::RedisModuleString {
+    let internal = ctx
+        .get_flags()
+        .intersects(ContextFlags::REPLICATED | ContextFlags::LOADING);
+    if internal {
+        return std::ptr::null_mut();
+    }
+    unsafe {
+        match (
+            raw::RedisModule_GetClientUserNameById,
+            raw::RedisModule_GetClientId,
+        ) {
+            (Some(by_id), Some(client_id)) => by_id(ctx.ctx, client_id(ctx.ctx)),
+            _ => raw::RedisModule_GetCurrentUserName.unwrap()(ctx.ctx),
         }
     }
 }

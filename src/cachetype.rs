@@ -43,11 +43,8 @@ pub static CACHE_TYPE: RedisType = RedisType::new(
 );
 
 /// The entry as it should be persisted: with pending tag invalidations of its database applied.
-fn persisted_view(entry: &Entry, db: c_int) -> (bool, i64) {
-    state::with(|s| {
-        let db = s.db(db);
-        entry.effective(|t| db.pending_for(t))
-    })
+fn persisted_view(key: &[u8], entry: &Entry, db: c_int) -> (bool, i64) {
+    state::with(|s| s.db(db).effective(key, entry))
 }
 
 unsafe extern "C" fn rdb_save(io: *mut raw::RedisModuleIO, value: *mut c_void) {
@@ -55,7 +52,13 @@ unsafe extern "C" fn rdb_save(io: *mut raw::RedisModuleIO, value: *mut c_void) {
         return;
     };
     let db = raw::RedisModule_GetDbIdFromIO.map_or(0, |f| f(io));
-    let (dead, fresh_until) = persisted_view(entry, db);
+    let name = raw::RedisModule_GetKeyNameFromIO.map_or(std::ptr::null(), |f| f(io));
+    let key = if name.is_null() {
+        &[][..]
+    } else {
+        RedisString::string_as_slice(name.cast_mut())
+    };
+    let (dead, fresh_until) = persisted_view(key, entry, db);
     raw::save_slice(io, &entry.value);
     raw::save_signed(io, fresh_until);
     raw::save_signed(io, entry.cost_ms);
@@ -111,11 +114,11 @@ unsafe extern "C" fn aof_rewrite(
         return;
     };
     let db = raw::RedisModule_GetDbIdFromIO.map_or(0, |f| f(io));
-    let (dead, fresh_until) = persisted_view(entry, db);
+    let key = RedisString::string_as_slice(key);
+    let (dead, fresh_until) = persisted_view(key, entry, db);
     if dead {
         return;
     }
-    let key = RedisString::string_as_slice(key);
     let args = replication_args(key, entry, fresh_until, None, true);
     emit_aof(io, &args);
 }
@@ -227,7 +230,10 @@ unsafe extern "C" fn copy2(
         return std::ptr::null_mut();
     };
     let from_db = raw::RedisModule_GetDbIdFromOptCtx.unwrap()(ctx);
+    let from_key = RedisString::string_as_slice(
+        raw::RedisModule_GetKeyNameFromOptCtx.unwrap()(ctx).cast_mut(),
+    );
     let mut copy = entry.duplicate();
-    state::with(|s| s.db(from_db).materialize(&mut copy));
+    state::with(|s| s.db(from_db).materialize(from_key, &mut copy));
     Box::into_raw(Box::new(copy)).cast()
 }

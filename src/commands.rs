@@ -142,7 +142,7 @@ pub fn decide(db: i32, key: &[u8], entry: Option<&Entry>, lease_ms: i64, now: i6
     state::with(|s| {
         let freshness = {
             let d = s.db(db);
-            entry.map_or(Freshness::Dead, |e| d.freshness(e, now))
+            entry.map_or(Freshness::Dead, |e| d.freshness(key, e, now))
         };
         let protected = s.db(db).leases.is_protected(key, now);
         let mut events = Events::default();
@@ -254,7 +254,7 @@ pub fn get(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let (delimiter, max_ns) = (config::delimiter(), config::max_namespaces());
     let served = state::with(|s| {
         let d = s.db(db);
-        let (event, served) = match entry.map(|e| d.freshness(e, now)) {
+        let (event, served) = match entry.map(|e| d.freshness(key_name, e, now)) {
             Some(Freshness::Fresh) => (Event::Hit, true),
             Some(Freshness::Stale) => (Event::StaleHit, true),
             _ => (Event::Miss, false),
@@ -275,7 +275,7 @@ fn invalidate_keys(ctx: &Context, db: i32, keys: &[Bytes], soft: bool, now: i64)
         let Content::Entry(entry) = key.content() else {
             continue;
         };
-        if state::with(|s| s.db(db).freshness(entry, now)) == Freshness::Dead {
+        if state::with(|s| s.db(db).freshness(name, entry, now)) == Freshness::Dead {
             continue;
         }
         if soft {
@@ -314,17 +314,22 @@ pub fn invalidate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let now = now_ms();
     let access = Access::of(ctx);
     let allowed = |k: &[u8]| access.allows(ctx, k, Intent::Invalidate);
-    let keys = state::with(|s| {
+    let work = state::with(|s| {
+        let seq = s.next_seq();
         let d = s.db(db);
         d.leases.void_pattern(cmd.pattern, allowed);
-        let mut keys = d.keys_matching(cmd.pattern);
+        let mut work = d.match_keys(cmd.pattern, cmd.soft, seq, now, !access.is_all());
         if !access.is_all() {
-            keys.retain(|k| allowed(k));
+            work.now.retain(|k| allowed(k));
         }
-        keys
+        work
     });
-    let touched = invalidate_keys(ctx, db, &keys, cmd.soft, now);
-    let count = finish_invalidation(ctx, db, &touched, 0);
+    let touched = invalidate_keys(ctx, db, &work.now, cmd.soft, now);
+    if let Some(rest) = work.sweep {
+        state::with(|s| s.db(db).start_pattern_sweep(rest));
+        crate::sweep::start(ctx);
+    }
+    let count = finish_invalidation(ctx, db, &touched, 0) + work.later as i64;
     reply::int(ctx, count);
     Ok(RedisValue::NoReply)
 }
@@ -339,8 +344,8 @@ pub fn invalidate_tag(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let (mut now_keys, swept) = state::with(|s| {
         let seq = s.next_seq();
         let d = s.db(db);
-        let tags: Vec<Bytes> = if crate::pattern::as_literal(cmd.pattern).is_some() {
-            vec![Arc::from(cmd.pattern)]
+        let tags: Vec<Bytes> = if let Some(tag) = crate::pattern::as_literal(cmd.pattern) {
+            vec![Arc::from(tag)]
         } else {
             d.leases.void_tag_pattern(cmd.pattern, seq);
             d.tags_matching(cmd.pattern)
@@ -491,7 +496,9 @@ pub fn tags(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let key = Key::open_arg(ctx, name, false);
     let tags: Vec<Bytes> = match key.content() {
         Content::Entry(e) => {
-            let dead = state::with(|s| s.db(db).freshness(e, now_ms()) == Freshness::Dead);
+            let dead = state::with(|s| {
+                s.db(db).freshness(name.as_slice(), e, now_ms()) == Freshness::Dead
+            });
             if dead {
                 Vec::new()
             } else {
@@ -535,7 +542,9 @@ pub fn tag_scan(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         .filter(|name| {
             let key = Key::open(ctx, name, false);
             match key.content() {
-                Content::Entry(e) => state::with(|s| s.db(db).freshness(e, now) != Freshness::Dead),
+                Content::Entry(e) => {
+                    state::with(|s| s.db(db).freshness(name, e, now) != Freshness::Dead)
+                }
                 _ => false,
             }
         })

@@ -3,7 +3,7 @@
 
 use crate::state;
 use redis_module::configuration::{ConfigurationContext, ConfigurationValue};
-use redis_module::{RedisError, RedisString};
+use redis_module::{Context, RedisError, RedisString};
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 
@@ -106,4 +106,38 @@ impl ConfigurationValue<RedisString> for Beta {
         }
         Ok(())
     }
+}
+
+/// The configs' names without the module prefix.
+const NAMES: [&str; 7] = [
+    "default-ttl",
+    "default-stale",
+    "lease-ms",
+    "max-tags",
+    "namespace-delimiter",
+    "max-namespaces",
+    "early-beta",
+];
+
+/// Applies `loadmodule path.so [cache.]name value ...` with CONFIG SET's own validation, so a
+/// bad value stops the module from loading instead of being clamped or ignored.
+pub fn apply_module_args(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
+    if !args.len().is_multiple_of(2) {
+        return Err("module arguments come in pairs: name value".to_string());
+    }
+    for pair in args.chunks(2) {
+        let [name, value] = pair else { continue };
+        let name = name.to_string_lossy();
+        let short = name.strip_prefix("cache.").unwrap_or(&name);
+        if !NAMES.contains(&short) {
+            return Err(format!("unknown module argument '{name}'"));
+        }
+        let full = format!("cache.{short}");
+        ctx.call(
+            "CONFIG",
+            &[b"SET".as_slice(), full.as_bytes(), value.as_slice()][..],
+        )
+        .map_err(|e| format!("{full} {}: {e}", value.to_string_lossy()))?;
+    }
+    Ok(())
 }

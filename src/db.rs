@@ -11,10 +11,15 @@ use crate::stats::Stats;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Tag invalidations up to this many entries are done inside the command; larger ones return
 /// at once and are swept by a timer.
 pub const SYNC_LIMIT: usize = 1000;
+/// A key pattern scans its range inside the command for at most this long (and this many
+/// keys), counting matches; the rest of the range is swept by the timer.
+pub const SCAN_BUDGET: Duration = Duration::from_millis(1);
+pub const SCAN_LIMIT: usize = 200_000;
 
 /// Keys awaiting the sweeper: the members a tag had when it was invalidated, or entries found
 /// dead when they (re)entered the index.
@@ -24,12 +29,36 @@ pub struct Sweep {
     pub members: MemberSet,
 }
 
+/// A key-pattern invalidation too large for one command: keys after `next` (within the
+/// pattern's literal prefix) are still to be swept; readers apply it to entries older than
+/// `seq` whose key matches.
+pub struct PatternSweep {
+    pub pattern: Vec<u8>,
+    prefix: Vec<u8>,
+    pub soft: bool,
+    seq: u64,
+    at: i64,
+    /// The last key already handled; None: start at the prefix.
+    next: Option<Bytes>,
+    done: bool,
+}
+
+/// What a key pattern found inside the command.
+pub struct PatternWork {
+    /// Matches the command invalidates itself.
+    pub now: Vec<Bytes>,
+    /// Further matches seen in the scan, left to the sweep (counted in the reply).
+    pub later: u64,
+    pub sweep: Option<PatternSweep>,
+}
+
 #[derive(Default)]
 pub struct Db {
     pub keys: BTreeSet<Bytes>,
     pub tags: HashMap<Bytes, MemberSet>,
     pub pending: HashMap<Bytes, TagInvalidation>,
     pub sweeps: VecDeque<Sweep>,
+    pub pattern_sweeps: VecDeque<PatternSweep>,
     pub leases: Leases,
     pub stats: Stats,
 }
@@ -51,24 +80,56 @@ impl Db {
         }
     }
 
-    pub fn freshness(&self, entry: &Entry, now: i64) -> Freshness {
-        entry.freshness(now, |t| self.pending_for(t))
+    /// The entry under `key` as pending invalidations make it: dead, or fresh until when.
+    pub fn effective(&self, key: &[u8], entry: &Entry) -> (bool, i64) {
+        let (dead, mut fresh_until) = entry.effective(|t| self.pending_for(t));
+        if dead {
+            return (true, fresh_until);
+        }
+        for p in &self.pattern_sweeps {
+            if entry.gen < p.seq && pattern::matches(&p.pattern, key) {
+                if !p.soft {
+                    return (true, fresh_until);
+                }
+                fresh_until = fresh_until.min(p.at);
+            }
+        }
+        (false, fresh_until)
     }
 
-    pub fn materialize(&self, entry: &mut Entry) {
-        if !self.pending.is_empty() {
-            entry.materialize(|t| self.pending_for(t));
+    pub fn freshness(&self, key: &[u8], entry: &Entry, now: i64) -> Freshness {
+        if self.pending.is_empty() && self.pattern_sweeps.is_empty() {
+            return entry.freshness(now, |_| None);
+        }
+        match self.effective(key, entry) {
+            (true, _) => Freshness::Dead,
+            (false, until) if now < until => Freshness::Fresh,
+            _ => Freshness::Stale,
+        }
+    }
+
+    /// Writes pending invalidations into the entry, so they survive a move, a copy or a save.
+    pub fn materialize(&self, key: &[u8], entry: &mut Entry) {
+        if !self.pending.is_empty() || !self.pattern_sweeps.is_empty() {
+            let (dead, fresh_until) = self.effective(key, entry);
+            entry.dead = dead;
+            entry.fresh_until = fresh_until;
         }
     }
 
     /// Indexes `key` (now holding `entry`): shares tag names with the index, stamps the entry
     /// with `gen`, and queues it for deletion if it arrived already dead.
     pub fn add(&mut self, key: &[u8], entry: &mut Entry, gen: u64, delimiter: u8, max_ns: usize) {
-        let key: Bytes = Arc::from(key);
+        let key: Bytes = match self.keys.get(key) {
+            Some(shared) => shared.clone(),
+            None => {
+                let key: Bytes = Arc::from(key);
+                self.keys.insert(key.clone());
+                self.stats.entry_added(&key, delimiter, max_ns);
+                key
+            }
+        };
         entry.gen = gen;
-        if self.keys.insert(key.clone()) {
-            self.stats.entry_added(&key, delimiter, max_ns);
-        }
         for tag in entry.tags.iter_mut() {
             match self.tags.get_key_value(&**tag) {
                 Some((shared, _)) => *tag = shared.clone(),
@@ -101,14 +162,14 @@ impl Db {
     /// Unindexes `key`, which held `entry`; first writes pending invalidations into the entry,
     /// since it may live on under another name or database.
     pub fn remove(&mut self, key: &[u8], entry: &mut Entry, delimiter: u8) {
-        self.materialize(entry);
-        if !self.keys.remove(key) {
+        self.materialize(key, entry);
+        let Some(key) = self.keys.take(key) else {
             return;
-        }
-        self.stats.entry_removed(key, delimiter);
+        };
+        self.stats.entry_removed(&key, delimiter);
         for tag in &entry.tags {
             if let Some(set) = self.tags.get_mut(&**tag) {
-                set.remove(key);
+                set.remove(&key);
                 if set.is_empty() {
                     self.tags.remove(&**tag);
                 } else {
@@ -121,18 +182,97 @@ impl Db {
         }
     }
 
-    /// Entries whose key matches `pat`, found through the literal prefix of the pattern.
-    pub fn keys_matching(&self, pat: &[u8]) -> Vec<Bytes> {
+    /// Finds the entries whose key matches `pat` through the pattern's literal prefix. The
+    /// command invalidates up to SYNC_LIMIT matches itself; the scan goes on counting within
+    /// SCAN_BUDGET, and whatever is left is described by a sweep, to be recorded with
+    /// `start_pattern_sweep` once `now` is processed. `keys_only`: every match now, no sweep.
+    pub fn match_keys(
+        &self,
+        pat: &[u8],
+        soft: bool,
+        seq: u64,
+        now: i64,
+        keys_only: bool,
+    ) -> PatternWork {
+        let mut work = PatternWork {
+            now: Vec::new(),
+            later: 0,
+            sweep: None,
+        };
         if let Some(key) = pattern::as_literal(pat) {
-            return self.keys.get(key.as_slice()).cloned().into_iter().collect();
+            work.now.extend(self.keys.get(key.as_slice()).cloned());
+            return work;
         }
         let prefix = pattern::literal_prefix(pat);
-        self.keys
+        let started = Instant::now();
+        let mut handled: Option<Bytes> = None;
+        let mut finished = true;
+        for (examined, key) in self
+            .keys
             .range::<[u8], _>((Bound::Included(prefix.as_slice()), Bound::Unbounded))
             .take_while(|k| k.starts_with(&prefix))
-            .filter(|k| pattern::matches(pat, k))
+            .enumerate()
+        {
+            let out_of_budget = examined % 256 == 255 && started.elapsed() > SCAN_BUDGET;
+            if !keys_only && (examined == SCAN_LIMIT || out_of_budget) {
+                finished = false;
+                break;
+            }
+            if !pattern::matches(pat, key) {
+                continue;
+            }
+            if keys_only || work.now.len() < SYNC_LIMIT {
+                work.now.push(key.clone());
+                handled = Some(key.clone());
+            } else {
+                work.later += 1;
+            }
+        }
+        if !finished || work.later > 0 {
+            work.sweep = Some(PatternSweep {
+                pattern: pat.to_vec(),
+                prefix,
+                soft,
+                seq,
+                at: now,
+                next: handled,
+                done: false,
+            });
+        }
+        work
+    }
+
+    pub fn start_pattern_sweep(&mut self, sweep: PatternSweep) {
+        self.pattern_sweeps.push_back(sweep);
+    }
+
+    /// Takes the next keys of the oldest pattern sweep that match its pattern. A finished
+    /// sweep is dropped on the call after its last keys were handed out.
+    pub fn next_pattern_batch(&mut self, n: usize) -> Option<(bool, u64, Vec<Bytes>)> {
+        while self.pattern_sweeps.front().is_some_and(|p| p.done) {
+            self.pattern_sweeps.pop_front();
+        }
+        let sweep = self.pattern_sweeps.front_mut()?;
+        let from = match &sweep.next {
+            Some(key) => Bound::Excluded(&**key),
+            None => Bound::Included(sweep.prefix.as_slice()),
+        };
+        let range: Vec<Bytes> = self
+            .keys
+            .range::<[u8], _>((from, Bound::Unbounded))
+            .take_while(|k| k.starts_with(&sweep.prefix))
+            .take(n)
             .cloned()
-            .collect()
+            .collect();
+        sweep.done = range.len() < n;
+        if let Some(last) = range.last() {
+            sweep.next = Some(last.clone());
+        }
+        let matching = range
+            .into_iter()
+            .filter(|k| pattern::matches(&sweep.pattern, k))
+            .collect();
+        Some((sweep.soft, sweep.seq, matching))
     }
 
     /// Tags whose name matches `pat`.
@@ -223,6 +363,7 @@ impl Db {
         self.tags = HashMap::new();
         self.pending = HashMap::new();
         self.sweeps = VecDeque::new();
+        self.pattern_sweeps = VecDeque::new();
         self.leases.clear();
         self.stats.clear_entries();
     }
@@ -287,15 +428,63 @@ mod tests {
         for k in ["user:1", "user:2", "users", "post:1"] {
             db.add(k.as_bytes(), &mut entry(&[]), 1, b':', 10);
         }
-        let got: Vec<_> = db
-            .keys_matching(b"user:*")
-            .iter()
-            .map(|k| k.to_vec())
-            .collect();
+        let run = |p: &[u8]| db.match_keys(p, false, 2, 0, false);
+        let got: Vec<_> = run(b"user:*").now.iter().map(|k| k.to_vec()).collect();
         assert_eq!(got, vec![b"user:1".to_vec(), b"user:2".to_vec()]);
-        assert_eq!(db.keys_matching(b"*1").len(), 2);
-        assert_eq!(db.keys_matching(b"users").len(), 1);
-        assert_eq!(db.keys_matching(b"nope").len(), 0);
+        assert_eq!(run(b"*1").now.len(), 2);
+        assert_eq!(run(b"users").now.len(), 1);
+        assert_eq!(run(b"nope").now.len(), 0);
+        assert!(
+            run(b"*").sweep.is_none(),
+            "small ranges are done in the command"
+        );
+    }
+
+    #[test]
+    fn large_pattern_ranges_are_swept() {
+        let mut db = Db::default();
+        let total = 3 * SYNC_LIMIT;
+        let mut entries: Vec<(String, Entry)> = (0..total)
+            .map(|i| (format!("k{i:06}"), entry(&[])))
+            .collect();
+        for (k, e) in entries.iter_mut() {
+            db.add(k.as_bytes(), e, 1, b':', 10);
+        }
+        let work = db.match_keys(b"k*", false, 2, 0, false);
+        assert_eq!(
+            work.now.len(),
+            SYNC_LIMIT,
+            "the command deletes at most SYNC_LIMIT itself"
+        );
+        assert_eq!(
+            work.later,
+            (total - SYNC_LIMIT) as u64,
+            "but counts every match it scanned"
+        );
+        db.start_pattern_sweep(work.sweep.expect("the rest is swept"));
+        let (last_key, last) = &entries[total - 1];
+        assert_eq!(
+            db.freshness(last_key.as_bytes(), last, 0),
+            Freshness::Dead,
+            "readers see it at once"
+        );
+        let mut later = 0;
+        while let Some((soft, _, keys)) = db.next_pattern_batch(16) {
+            assert!(!soft);
+            later += keys.len();
+        }
+        assert_eq!(
+            later,
+            total - SYNC_LIMIT,
+            "the sweep starts after the last key handled"
+        );
+        assert!(db.pattern_sweeps.is_empty());
+        let all = db.match_keys(b"k*", false, 3, 0, true);
+        assert_eq!(
+            (all.now.len(), all.sweep.is_none()),
+            (total, true),
+            "keys_only finds every match"
+        );
     }
 
     #[test]
@@ -312,10 +501,10 @@ mod tests {
         };
         assert_eq!(n, SYNC_LIMIT + 5);
         assert!(!db.tags.contains_key(b"big".as_slice()));
-        assert_eq!(db.freshness(&entries[0], 0), Freshness::Dead);
+        assert_eq!(db.freshness(b"k0", &entries[0], 0), Freshness::Dead);
         let mut newer = entry(&["big"]);
         db.add(b"new", &mut newer, 3, b':', 10);
-        assert_eq!(db.freshness(&newer, 0), Freshness::Fresh);
+        assert_eq!(db.freshness(b"new", &newer, 0), Freshness::Fresh);
         let mut swept = 0;
         while let Some((tag, soft, keys)) = db.next_to_sweep(100) {
             assert_eq!(tag.as_deref(), Some(b"big".as_slice()));

@@ -8,6 +8,7 @@ pub mod cachetype;
 pub mod commands;
 pub mod config;
 pub mod db;
+pub mod docs;
 pub mod entry;
 pub mod error;
 pub mod events;
@@ -36,13 +37,19 @@ use std::alloc::System as Allocator;
 /// How often lapsed lease records are collected.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
-fn init(ctx: &Context, _args: &[RedisString]) -> Status {
+fn init(ctx: &Context, args: &[RedisString]) -> Status {
     ctx.set_module_options(ModuleOptions::HANDLE_IO_ERRORS);
+    if let Err(e) = config::apply_module_args(ctx, args) {
+        ctx.log_warning(&format!("cache: {e}"));
+        return Status::Err;
+    }
     state::with(|s| s.seed(state::os_seed()));
     if !events::subscribe(ctx) {
         ctx.log_warning("cache: could not subscribe to server events");
         return Status::Err;
     }
+    // The macro has registered the commands by now; their docs can only be set afterwards.
+    docs::register(ctx);
     // Replaces the macro's default INFO callback (which would need two more crates).
     raw::register_info_function(ctx.ctx, Some(info::info_callback));
     ctx.create_timer(HOUSEKEEPING, housekeeping, ());
@@ -92,6 +99,6 @@ redis_module! {
         ],
         bool: [],
         enum: [],
-        module_args_as_configuration: true,
+        module_args_as_configuration: false,
     ]
 }

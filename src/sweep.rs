@@ -1,10 +1,14 @@
-//! Reclaims what large tag invalidations detached: a timer that works in short slices so the
-//! event loop never stalls. On a primary it deletes dead entries and replicates the deletions;
-//! on a replica it only marks them dead (the primary's DELs follow) and never writes keys.
+//! Reclaims what large invalidations left behind (detached tag members, the rest of a large
+//! key-pattern range): a timer that works in short slices so the event loop never stalls. On a
+//! primary it deletes dead entries and replicates the deletions; on a replica it only marks
+//! them dead (the primary's DELs follow) and never writes keys.
 
+use crate::config;
 use crate::entry::Freshness;
 use crate::keys::{now_ms, select_db, Content, Key};
+use crate::memberset::Bytes;
 use crate::state;
+use crate::stats::Event;
 use redis_module::{Context, ContextFlags};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -23,56 +27,106 @@ pub fn start(ctx: &Context) {
     }
 }
 
+/// One batch of keys to reclaim.
+struct Batch {
+    db: i32,
+    keys: Vec<Bytes>,
+    soft: bool,
+    /// The soft-invalidated tag the keys go back under.
+    tag: Option<Bytes>,
+    /// Pattern sweeps count the entries older than their sequence number as they find them.
+    count_before: Option<u64>,
+}
+
+fn next_batch() -> Option<Batch> {
+    state::with(|s| {
+        let busy: Vec<i32> = s
+            .dbs()
+            .filter(|(_, d)| !d.sweeps.is_empty() || !d.pattern_sweeps.is_empty())
+            .map(|(i, _)| i)
+            .collect();
+        busy.into_iter().find_map(|db| {
+            let d = s.db(db);
+            if let Some((tag, soft, keys)) = d.next_to_sweep(BATCH) {
+                return Some(Batch {
+                    db,
+                    keys,
+                    soft,
+                    tag,
+                    count_before: None,
+                });
+            }
+            d.next_pattern_batch(BATCH).map(|(soft, seq, keys)| Batch {
+                db,
+                keys,
+                soft,
+                tag: None,
+                count_before: Some(seq),
+            })
+        })
+    })
+}
+
 fn tick(ctx: &Context, _: ()) {
     let started = Instant::now();
     let primary = !ctx.get_flags().contains(ContextFlags::SLAVE);
     let mut more = true;
     while started.elapsed() < SLICE {
-        let batch = state::with(|s| {
-            let ids: Vec<i32> = s
-                .dbs()
-                .filter(|(_, d)| !d.sweeps.is_empty())
-                .map(|(i, _)| i)
-                .collect();
-            ids.into_iter()
-                .find_map(|id| s.db(id).next_to_sweep(BATCH).map(|work| (id, work)))
-        });
-        let Some((db, (tag, soft, keys))) = batch else {
+        let Some(batch) = next_batch() else {
             more = false;
             break;
         };
-        if !select_db(ctx, db) {
-            continue;
-        }
-        let now = now_ms();
-        for name in keys {
-            let key = Key::open(ctx, &name, primary);
-            let Content::Entry(entry) = key.content() else {
-                continue;
-            };
-            let freshness = state::with(|s| s.db(db).freshness(entry, now));
-            if freshness == Freshness::Dead {
-                if primary {
-                    key.delete();
-                    drop(key);
-                    ctx.replicate("DEL", &[&*name][..]);
-                } else {
-                    entry.dead = true;
-                }
-                continue;
-            }
-            state::with(|s| {
-                let d = s.db(db);
-                d.materialize(entry);
-                if let Some(tag) = tag.as_ref().filter(|t| soft && entry.carries(t)) {
-                    d.restore_member(tag, &name);
-                }
-            });
+        if select_db(ctx, batch.db) {
+            reclaim(ctx, &batch, primary);
         }
     }
     if more {
         ctx.create_timer(PAUSE, tick, ());
     } else {
         ARMED.store(false, Ordering::Relaxed);
+    }
+}
+
+fn reclaim(ctx: &Context, batch: &Batch, primary: bool) {
+    let now = now_ms();
+    let db = batch.db;
+    let (delimiter, max_ns) = (config::delimiter(), config::max_namespaces());
+    for name in &batch.keys {
+        let key = Key::open(ctx, name, primary);
+        let Content::Entry(entry) = key.content() else {
+            continue;
+        };
+        let counted = batch
+            .count_before
+            .is_some_and(|seq| entry.gen < seq && !entry.dead);
+        let freshness = state::with(|s| {
+            let d = s.db(db);
+            if counted && primary {
+                d.stats
+                    .record(name, Event::Invalidated(1), delimiter, max_ns);
+            }
+            d.freshness(name, entry, now)
+        });
+        if freshness == Freshness::Dead {
+            if primary {
+                key.delete();
+                drop(key);
+                ctx.replicate("DEL", &[&**name][..]);
+            } else {
+                entry.dead = true;
+            }
+            continue;
+        }
+        state::with(|s| {
+            let d = s.db(db);
+            d.materialize(name, entry);
+            if let Some(tag) = batch
+                .tag
+                .as_ref()
+                .filter(|t| batch.soft && entry.carries(t))
+            {
+                d.restore_member(tag, name);
+            }
+        });
     }
 }

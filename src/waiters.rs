@@ -138,7 +138,7 @@ fn check_lapses(ctx: &Context, _: ()) {
         }
         let present = match Key::open(ctx, &key, false).content() {
             Content::Entry(e) => {
-                state::with(|s| s.db(db).freshness(e, now) != crate::entry::Freshness::Dead)
+                state::with(|s| s.db(db).freshness(&key, e, now) != crate::entry::Freshness::Dead)
             }
             _ => false,
         };

@@ -1,0 +1,144 @@
+"""Helpers shared by the integration tests (talk to the module through a resp.RawClient)."""
+
+import time
+
+from resp import S, Err, Map, pairs
+
+OK = S("OK")
+STAT_FIELDS = [
+    "hits", "stale_hits", "misses", "pending", "hit_ratio", "sets", "sets_refused",
+    "leases_granted", "invalidations", "invalidated", "entries", "tags",
+]
+PLAIN_TYPES = {"string", "list", "set", "zset", "hash", "stream", "none"}
+WRONGTYPE = Err("WRONGTYPE Operation against a key holding the wrong kind of value")
+SYNTAX = Err("ERR syntax error")
+NOT_INT = Err("ERR value is not an integer or out of range")
+BAD_EXPIRE = Err("ERR invalid expire time in 'cache.settagged' command")
+
+
+def arity(cmd):
+    return Err(f"ERR wrong number of arguments for '{cmd.lower()}' command")
+
+
+def settag(r, key, value, *opts, tags=None):
+    args = ["CACHE.SETTAGGED", key, value, *opts]
+    if tags is not None:
+        args += ["TAGS", *tags]
+    return r.cmd(*args)
+
+
+def must_set(r, key, value, *opts, tags=None):
+    reply = settag(r, key, value, *opts, tags=tags)
+    assert reply == OK, (key, reply)
+
+
+def gom(r, key, *opts):
+    return r.cmd("CACHE.GETORMARK", key, *opts)
+
+
+def stats(r, *args):
+    """CACHE.STATS as {field(str): int | str(hit_ratio)}; asserts the reply's shape."""
+    reply = r.cmd("CACHE.STATS", *args)
+    assert not isinstance(reply, Err), reply
+    return decode_fields(reply)
+
+
+def decode_fields(reply):
+    out = {}
+    for k, v in pairs(reply):
+        assert isinstance(k, (bytes, S)), (k, reply)
+        name = k.decode() if isinstance(k, bytes) else str(k)
+        if isinstance(v, bytes):
+            v = v.decode()
+        out[name] = v
+    return out
+
+
+def tagscan_all(r, tag, match=None, count=None, max_calls=100000):
+    keys = set()
+    cursor = b"0"
+    for _ in range(max_calls):
+        args = ["CACHE.TAGSCAN", tag, cursor]
+        if match is not None:
+            args += ["MATCH", match]
+        if count is not None:
+            args += ["COUNT", count]
+        reply = r.cmd(*args)
+        assert isinstance(reply, list) and len(reply) == 2, reply
+        cursor, batch = reply
+        assert isinstance(cursor, bytes), reply
+        assert isinstance(batch, list), reply
+        keys.update(batch)
+        if cursor == b"0":
+            return keys
+    raise AssertionError(f"TAGSCAN {tag!r} did not end after {max_calls} calls")
+
+
+def key_type(r, key):
+    t = r.cmd("TYPE", key)
+    return str(t)
+
+
+def all_keys(r):
+    return set(r.cmd("KEYS", "*"))
+
+
+def entry_keys(r):
+    return {k for k in all_keys(r) if key_type(r, k) not in PLAIN_TYPES}
+
+
+def check_index(r, extra_tags=()):
+    """The tag index and counters agree with the keyspace of the selected db.
+
+    For each entry: CACHE.TAGS; then each tag's TAGSCAN must be exactly the entries carrying it,
+    every tag in extra_tags not carried by an entry must scan empty, and STATS entries/tags must
+    equal the counts. Returns {entry key: [tags]}.
+    """
+    entries = {k: r.cmd("CACHE.TAGS", k) for k in entry_keys(r)}
+    by_tag = {}
+    for k, ts in entries.items():
+        assert isinstance(ts, list), (k, ts)
+        for t in ts:
+            by_tag.setdefault(t, set()).add(k)
+    for t, ks in by_tag.items():
+        assert tagscan_all(r, t) == ks, f"TAGSCAN {t!r}"
+    for t in extra_tags:
+        t = t.encode() if isinstance(t, str) else t
+        if t not in by_tag:
+            assert tagscan_all(r, t) == set(), f"TAGSCAN {t!r} should be empty"
+    st = stats(r)
+    assert st["entries"] == len(entries), (st, len(entries))
+    assert st["tags"] == len(by_tag), (st, sorted(by_tag))
+    return entries
+
+
+def wait_until(pred, timeout=10.0, interval=0.02, what="condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = pred()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
+
+
+def snapshot(r):
+    """State that a failing command must not change: keys, their values/tags/ttls, and counters."""
+    state = {}
+    for k in sorted(all_keys(r)):
+        t = key_type(r, k)
+        if t in PLAIN_TYPES:
+            v = r.cmd("DUMP", k)
+        else:
+            v = (r.cmd("CACHE.TAGS", k), r.cmd("DUMP", k))
+        state[k] = (t, v, r.cmd("PTTL", k) > 0)
+    return state, stats(r)
+
+
+__all__ = [
+    "OK", "S", "Err", "Map", "STAT_FIELDS", "WRONGTYPE", "SYNTAX", "NOT_INT", "BAD_EXPIRE", "arity",
+    "settag", "must_set", "gom", "stats", "decode_fields", "tagscan_all", "key_type", "all_keys",
+    "entry_keys", "check_index", "wait_until", "snapshot", "pairs",
+]
