@@ -57,7 +57,7 @@ SIZES = {
     "tiny": dict(
         hit_n=20000, hit_reps=1,
         set_n=20000, set_reps=1, drv_secs=1.0,
-        inv_n=20000, reclaim_timeout=8.0, soft_window=1.0,
+        inv_n=20000, reclaim_timeout=8.0, soft_window=1.0, control_secs=0.5,
         pat_ns=[10_000],
         mem_n=20000,
         mix_secs=2.0, mix_hit_rate=1000, mix_tag_size=1000,
@@ -67,7 +67,7 @@ SIZES = {
     "full": dict(
         hit_n=500_000, hit_reps=3,
         set_n=300_000, set_reps=3, drv_secs=5.0,
-        inv_n=1_000_000, reclaim_timeout=30.0, soft_window=3.0,
+        inv_n=1_000_000, reclaim_timeout=30.0, soft_window=3.0, control_secs=2.0,
         pat_ns=[10_000, 100_000, 1_000_000],
         mem_n=100_000,
         mix_secs=10.0, mix_hit_rate=2000, mix_tag_size=10_000,
@@ -747,6 +747,26 @@ def sec_tag(S, res: Results):
             have_rep = rep_ok()
             if have_rep:
                 res.check(sec, f"{name}: keys on the replica after load", rep.dbsize(), "==", N, goal=f"== {N:,}")
+            # Control window: the same probes and the same sampling load, no invalidation, so
+            # that what this (possibly shared) 2-core machine adds by itself is on record.
+            cprobe = PingProbe(srv.port)
+            crprobe = PingProbe(rsrv.port) if have_rep else None
+            t_end = time.perf_counter() + S["control_secs"]
+            while time.perf_counter() < t_end:
+                for c in ([r, rep] if have_rep else [r]):
+                    p = c.pipeline(transaction=False)
+                    for k in sample:
+                        p.execute_command("CACHE.GET", k)
+                    p.execute()
+                r.dbsize()
+                r.info("memory")
+                time.sleep(0.02)
+            cpr = cprobe.stop()
+            crpr = crprobe.stop() if crprobe else None
+            res.add(sec, f"{name}: control window, max PING primary / replica",
+                    f"{cpr['max_ms']:.2f} / {crpr['max_ms']:.2f}" if crpr else f"{cpr['max_ms']:.2f}", unit="ms",
+                    note=f"{S['control_secs']} s of the same sampling, before the invalidation: "
+                         f"{cpr['over5ms']}" + (f" / {crpr['over5ms']}" if crpr else "") + " pings > 5 ms")
             r.config_resetstat()
             for c in ([r, rep] if have_rep else [r]):
                 c.execute_command("LATENCY", "RESET")
