@@ -44,6 +44,7 @@ test-integration: build
 test: setup
 	$(MAKE) test-rust
 	$(MAKE) test-integration
+	$(MAKE) examples
 
 # The benchmark suite (scripts/bench/README.md): starts its own servers, prints one table with
 # every figure and its goal, writes scripts/bench/results.json. Full sizes take several minutes;

@@ -1,13 +1,23 @@
 //! Key permissions for the commands that reach keys they do not name (pattern and tag
 //! invalidation, TAGSCAN, STATS): a user limited to some keys acts on, lists and counts only
-//! those. An unrestricted user (`~*`, no selectors) skips the per-key checks.
+//! those. Keys handled inside the command are checked one by one (a flag test for users with
+//! every key); whether the user has every key (`~*`, no selectors) is asked of the server only
+//! when work would be left to the background sweep, which runs without a user.
 
 use redis_module::{raw, CallReply, CallResult, Context, ContextFlags, RedisString};
+use std::cell::Cell;
 use std::ptr::NonNull;
 
-pub enum Access {
-    All,
-    Keys(NonNull<raw::RedisModuleUser>),
+pub struct Access {
+    /// None: no client user (the primary's stream, the AOF): everything is allowed.
+    user: Option<User>,
+    all_keys: Cell<Option<bool>>,
+}
+
+struct User {
+    name: RedisString,
+    /// None: the user vanished mid-command; it may see nothing.
+    handle: Option<NonNull<raw::RedisModuleUser>>,
 }
 
 /// What a command intends to do with the keys it reaches.
@@ -20,55 +30,66 @@ pub enum Intent {
 impl Access {
     pub fn of(ctx: &Context) -> Access {
         let name = current_user(ctx);
-        if name.is_null() {
-            // No client user: the primary's stream, the AOF, a timer.
-            return Access::All;
-        }
-        let name = RedisString::from_redis_module_string(std::ptr::null_mut(), name);
-        if has_all_keys(ctx, &name) {
-            return Access::All;
-        }
-        let user = unsafe { raw::RedisModule_GetModuleUserFromUserName.unwrap()(name.inner) };
-        match NonNull::new(user) {
-            Some(user) => Access::Keys(user),
-            // A user that vanished mid-command may see nothing.
-            None => Access::Keys(NonNull::dangling()),
+        let user = (!name.is_null()).then(|| {
+            let name = RedisString::from_redis_module_string(std::ptr::null_mut(), name);
+            let handle = unsafe { raw::RedisModule_GetModuleUserFromUserName.unwrap()(name.inner) };
+            User {
+                name,
+                handle: NonNull::new(handle),
+            }
+        });
+        Access {
+            user,
+            all_keys: Cell::new(None),
         }
     }
 
-    pub fn is_all(&self) -> bool {
-        matches!(self, Access::All)
+    /// True when the user may touch every key, so work can go to the sweeper unchecked.
+    pub fn covers_all(&self, ctx: &Context) -> bool {
+        let Some(user) = &self.user else {
+            return true;
+        };
+        if let Some(known) = self.all_keys.get() {
+            return known;
+        }
+        let all = user.handle.is_some() && has_all_keys(ctx, &user.name);
+        self.all_keys.set(Some(all));
+        all
     }
 
     pub fn allows(&self, ctx: &Context, key: &[u8], intent: Intent) -> bool {
-        let Access::Keys(user) = self else {
+        let Some(user) = &self.user else {
             return true;
         };
-        if *user == NonNull::dangling() {
+        let Some(handle) = user.handle else {
             return false;
-        }
+        };
         let flags = match intent {
             Intent::Read => raw::REDISMODULE_CMD_KEY_ACCESS,
             Intent::Invalidate => raw::REDISMODULE_CMD_KEY_DELETE | raw::REDISMODULE_CMD_KEY_UPDATE,
         };
         let key = RedisString::create_from_slice(ctx.ctx, key);
         unsafe {
-            raw::RedisModule_ACLCheckKeyPermissions.unwrap()(user.as_ptr(), key.inner, flags as i32)
-                == raw::REDISMODULE_OK as i32
+            raw::RedisModule_ACLCheckKeyPermissions.unwrap()(
+                handle.as_ptr(),
+                key.inner,
+                flags as i32,
+            ) == raw::REDISMODULE_OK as i32
         }
     }
 }
 
 impl Drop for Access {
     fn drop(&mut self) {
-        if let Access::Keys(user) = self {
-            if *user != NonNull::dangling() {
-                unsafe { raw::RedisModule_FreeModuleUser.unwrap()(user.as_ptr()) };
-            }
+        if let Some(User {
+            handle: Some(handle),
+            ..
+        }) = &self.user
+        {
+            unsafe { raw::RedisModule_FreeModuleUser.unwrap()(handle.as_ptr()) };
         }
     }
 }
-
 /// The calling client's user name, or null for clients without a user (the primary's link,
 /// the AOF loader), on which `GetCurrentUserName` would crash on 7.0.
 fn current_user(ctx: &Context) -> *mut raw::RedisModuleString {

@@ -5,7 +5,8 @@ use crate::acl::{Access, Intent};
 use crate::args::{self, Freshness as Fresh};
 use crate::cachetype::replication_args;
 use crate::config;
-use crate::db::TagWork;
+use crate::db::{TagWork, SYNC_LIMIT};
+use crate::dispatch::Args;
 use crate::entry::{xfetch, Entry, Freshness, FOREVER};
 use crate::error::{self, ParseError};
 use crate::keys::{now_ms, selected_db, Content, Key};
@@ -15,7 +16,7 @@ use crate::state::{self, format_token, parse_token};
 use crate::stats::{Counters, Event, NamespaceStats};
 use crate::waiters;
 use redis_module::{
-    Context, ContextFlags, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue,
+    Context, ContextFlags, NotifyEvent, RedisError, RedisResult, RedisValue,
 };
 use std::sync::Arc;
 
@@ -32,9 +33,6 @@ fn parse_error(e: ParseError) -> RedisError {
     }
 }
 
-fn slices(args: &[RedisString]) -> Vec<&[u8]> {
-    args.iter().skip(1).map(RedisString::as_slice).collect()
-}
 
 /// Commands applied from the primary or the AOF are not user traffic: they count nothing.
 fn is_user_traffic(ctx: &Context) -> bool {
@@ -53,13 +51,21 @@ fn record(ctx: &Context, key: &[u8], events: &[Event]) {
     });
 }
 
+/// Raises the `cache.settagged` keyspace event (class module) for a stored key.
+fn notify(ctx: &Context, key: *mut redis_module::raw::RedisModuleString) {
+    let class = NotifyEvent::MODULE.bits();
+    unsafe {
+        redis_module::raw::RedisModule_NotifyKeyspaceEvent.unwrap()(ctx.ctx, class, c"cache.settagged".as_ptr(), key);
+    }
+}
+
 /// CACHE.SETTAGGED key value [EX s|PX ms|EXAT s|PXAT ms|PERSIST] [STALE s|PSTALE ms]
 /// [COST ms] [LEASE token] [KEEPTTL] [TAGS tag ...]
-pub fn set_tagged(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let argv = slices(&args);
+pub fn set_tagged(ctx: &Context, args: &Args) -> RedisResult {
+    let argv = args.rest();
     let max_tags = usize::try_from(config::max_tags()).unwrap_or(0);
     let cmd = args::set_tagged(&argv, max_tags).map_err(parse_error)?;
-    let key = Key::open_arg(ctx, &args[1], true);
+    let key = Key::open_arg(ctx, args.raw(1), true);
     if let Content::Other = key.content() {
         return Err(error::wrong_type());
     }
@@ -121,7 +127,9 @@ pub fn set_tagged(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     drop(key);
     let refs: Vec<&[u8]> = replicated.iter().map(Vec::as_slice).collect();
     ctx.replicate("CACHE.SETTAGGED", refs.as_slice());
-    ctx.notify_keyspace_event(NotifyEvent::MODULE, "cache.settagged", &args[1]);
+    if let Some(name) = args.raw(1) {
+        notify(ctx, name);
+    }
     waiters::wake_on_set(ctx, db, cmd.key);
     reply::simple(ctx, c"OK");
     Ok(RedisValue::NoReply)
@@ -217,12 +225,12 @@ pub fn reply_lookup(ctx: &Context, lookup: &Lookup, value: Option<&[u8]>) {
 }
 
 /// CACHE.GETORMARK key [LEASE ms] [WAIT ms]
-pub fn get_or_mark(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let argv = slices(&args);
+pub fn get_or_mark(ctx: &Context, args: &Args) -> RedisResult {
+    let argv = args.rest();
     let cmd = args::get_or_mark(&argv).map_err(parse_error)?;
     let lease_ms = cmd.lease_ms.unwrap_or_else(config::lease_ms);
     let db = selected_db(ctx);
-    let key = Key::open_arg(ctx, &args[1], false);
+    let key = Key::open_arg(ctx, args.raw(1), false);
     let entry = match key.content() {
         Content::Other => return Err(error::wrong_type()),
         Content::Empty => None,
@@ -238,13 +246,12 @@ pub fn get_or_mark(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 }
 
 /// CACHE.GET key
-pub fn get(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let [_, name] = args.as_slice() else {
+pub fn get(ctx: &Context, args: &Args) -> RedisResult {
+    let (Some(key_name), 2) = (args.get(1), args.len()) else {
         return Err(RedisError::WrongArity);
     };
-    let key_name = name.as_slice();
     let db = selected_db(ctx);
-    let key = Key::open_arg(ctx, name, false);
+    let key = Key::open_arg(ctx, args.raw(1), false);
     let entry = match key.content() {
         Content::Other => return Err(error::wrong_type()),
         Content::Empty => None,
@@ -307,23 +314,21 @@ fn finish_invalidation(ctx: &Context, db: i32, touched: &[Bytes], swept: u64) ->
 }
 
 /// CACHE.INVALIDATE pattern [SOFT]
-pub fn invalidate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let argv = slices(&args);
+pub fn invalidate(ctx: &Context, args: &Args) -> RedisResult {
+    let argv = args.rest();
     let cmd = args::invalidate(&argv).map_err(parse_error)?;
     let db = selected_db(ctx);
     let now = now_ms();
     let access = Access::of(ctx);
     let allowed = |k: &[u8]| access.allows(ctx, k, Intent::Invalidate);
-    let work = state::with(|s| {
-        let seq = s.next_seq();
-        let d = s.db(db);
-        d.leases.void_pattern(cmd.pattern, allowed);
-        let mut work = d.match_keys(cmd.pattern, cmd.soft, seq, now, !access.is_all());
-        if !access.is_all() {
-            work.now.retain(|k| allowed(k));
-        }
-        work
-    });
+    let seq = state::with(|s| s.next_seq());
+    let mut work = state::with(|s| s.db(db).match_keys(cmd.pattern, cmd.soft, seq, now, false));
+    if work.sweep.is_some() && !access.covers_all(ctx) {
+        // The sweeper runs without a user: a restricted user's matches are all checked now.
+        work = state::with(|s| s.db(db).match_keys(cmd.pattern, cmd.soft, seq, now, true));
+    }
+    work.now.retain(|k| allowed(k));
+    state::with(|s| s.db(db).leases.void_pattern(cmd.pattern, allowed));
     let touched = invalidate_keys(ctx, db, &work.now, cmd.soft, now);
     if let Some(rest) = work.sweep {
         state::with(|s| s.db(db).start_pattern_sweep(rest));
@@ -335,25 +340,36 @@ pub fn invalidate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 }
 
 /// CACHE.INVALIDATETAG tag [SOFT]
-pub fn invalidate_tag(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let argv = slices(&args);
+pub fn invalidate_tag(ctx: &Context, args: &Args) -> RedisResult {
+    let argv = args.rest();
     let cmd = args::invalidate(&argv).map_err(parse_error)?;
     let db = selected_db(ctx);
     let now = now_ms();
     let access = Access::of(ctx);
+    let literal = crate::pattern::as_literal(cmd.pattern);
+    let (tags, large) = state::with(|s| {
+        let d = s.db(db);
+        let tags: Vec<Bytes> = match &literal {
+            Some(tag) => vec![Arc::from(tag.as_slice())],
+            None => d.tags_matching(cmd.pattern),
+        };
+        let large = tags
+            .iter()
+            .any(|t| d.tags.get(t).is_some_and(|m| m.len() > SYNC_LIMIT));
+        (tags, large)
+    });
+    // The sweeper runs without a user: a restricted user's members are all checked now.
+    let keys_only = large && !access.covers_all(ctx);
     let (mut now_keys, swept) = state::with(|s| {
         let seq = s.next_seq();
         let d = s.db(db);
-        let tags: Vec<Bytes> = if let Some(tag) = crate::pattern::as_literal(cmd.pattern) {
-            vec![Arc::from(tag)]
-        } else {
+        if literal.is_none() {
             d.leases.void_tag_pattern(cmd.pattern, seq);
-            d.tags_matching(cmd.pattern)
-        };
+        }
         let mut now_keys = Vec::new();
         let mut swept = 0u64;
         for tag in tags {
-            match d.invalidate_tag(&tag, cmd.soft, seq, now, !access.is_all()) {
+            match d.invalidate_tag(&tag, cmd.soft, seq, now, keys_only) {
                 TagWork::Now(keys) => now_keys.extend(keys),
                 TagWork::Swept(n) => swept += n as u64,
             }
@@ -362,9 +378,7 @@ pub fn invalidate_tag(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         now_keys.dedup();
         (now_keys, swept)
     });
-    if !access.is_all() {
-        now_keys.retain(|k| access.allows(ctx, k, Intent::Invalidate));
-    }
+    now_keys.retain(|k| access.allows(ctx, k, Intent::Invalidate));
     if swept > 0 {
         crate::sweep::start(ctx);
     }
@@ -445,10 +459,10 @@ fn namespace_fields(ns: &NamespaceStats) -> [(&'static str, StatValue); 17] {
 }
 
 /// CACHE.STATS [NAMESPACE name | NAMESPACES | RESET]
-pub fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let argv = slices(&args);
+pub fn stats(ctx: &Context, args: &Args) -> RedisResult {
+    let argv = args.rest();
     let query = args::stats(&argv).map_err(parse_error)?;
-    if !Access::of(ctx).is_all() {
+    if !Access::of(ctx).covers_all(ctx) {
         return Err(error::no_permission());
     }
     let db = selected_db(ctx);
@@ -488,16 +502,16 @@ pub fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 }
 
 /// CACHE.TAGS key
-pub fn tags(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let [_, name] = args.as_slice() else {
+pub fn tags(ctx: &Context, args: &Args) -> RedisResult {
+    let (Some(name), 2) = (args.get(1), args.len()) else {
         return Err(RedisError::WrongArity);
     };
     let db = selected_db(ctx);
-    let key = Key::open_arg(ctx, name, false);
+    let key = Key::open_arg(ctx, args.raw(1), false);
     let tags: Vec<Bytes> = match key.content() {
         Content::Entry(e) => {
             let dead = state::with(|s| {
-                s.db(db).freshness(name.as_slice(), e, now_ms()) == Freshness::Dead
+                s.db(db).freshness(name, e, now_ms()) == Freshness::Dead
             });
             if dead {
                 Vec::new()
@@ -515,8 +529,8 @@ pub fn tags(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 }
 
 /// CACHE.TAGSCAN tag cursor [MATCH pattern] [COUNT count]
-pub fn tag_scan(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let argv = slices(&args);
+pub fn tag_scan(ctx: &Context, args: &Args) -> RedisResult {
+    let argv = args.rest();
     let cmd = args::tag_scan(&argv).map_err(parse_error)?;
     let db = selected_db(ctx);
     let (next, candidates) = state::with(|s| {

@@ -6,7 +6,7 @@
 use crate::entry::{Entry, Freshness, TagInvalidation};
 use crate::leases::Leases;
 use crate::memberset::{Bytes, MemberSet};
-use crate::pattern;
+use crate::pattern::{self, Matcher};
 use crate::stats::Stats;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 pub const SYNC_LIMIT: usize = 1000;
 /// A key pattern scans its range inside the command for at most this long (and this many
 /// keys), counting matches; the rest of the range is swept by the timer.
-pub const SCAN_BUDGET: Duration = Duration::from_millis(1);
+pub const SCAN_BUDGET: Duration = Duration::from_millis(2);
 pub const SCAN_LIMIT: usize = 200_000;
 
 /// Keys awaiting the sweeper: the members a tag had when it was invalidated, or entries found
@@ -33,8 +33,7 @@ pub struct Sweep {
 /// pattern's literal prefix) are still to be swept; readers apply it to entries older than
 /// `seq` whose key matches.
 pub struct PatternSweep {
-    pub pattern: Vec<u8>,
-    prefix: Vec<u8>,
+    matcher: Matcher,
     pub soft: bool,
     seq: u64,
     at: i64,
@@ -87,7 +86,7 @@ impl Db {
             return (true, fresh_until);
         }
         for p in &self.pattern_sweeps {
-            if entry.gen < p.seq && pattern::matches(&p.pattern, key) {
+            if entry.gen < p.seq && p.matcher.matches(key) {
                 if !p.soft {
                     return (true, fresh_until);
                 }
@@ -203,14 +202,14 @@ impl Db {
             work.now.extend(self.keys.get(key.as_slice()).cloned());
             return work;
         }
-        let prefix = pattern::literal_prefix(pat);
+        let matcher = Matcher::new(pat);
         let started = Instant::now();
         let mut handled: Option<Bytes> = None;
         let mut finished = true;
         for (examined, key) in self
             .keys
-            .range::<[u8], _>((Bound::Included(prefix.as_slice()), Bound::Unbounded))
-            .take_while(|k| k.starts_with(&prefix))
+            .range::<[u8], _>((Bound::Included(matcher.prefix()), Bound::Unbounded))
+            .take_while(|k| k.starts_with(matcher.prefix()))
             .enumerate()
         {
             let out_of_budget = examined % 256 == 255 && started.elapsed() > SCAN_BUDGET;
@@ -218,7 +217,7 @@ impl Db {
                 finished = false;
                 break;
             }
-            if !pattern::matches(pat, key) {
+            if !matcher.matches(key) {
                 continue;
             }
             if keys_only || work.now.len() < SYNC_LIMIT {
@@ -230,8 +229,7 @@ impl Db {
         }
         if !finished || work.later > 0 {
             work.sweep = Some(PatternSweep {
-                pattern: pat.to_vec(),
-                prefix,
+                matcher,
                 soft,
                 seq,
                 at: now,
@@ -255,12 +253,12 @@ impl Db {
         let sweep = self.pattern_sweeps.front_mut()?;
         let from = match &sweep.next {
             Some(key) => Bound::Excluded(&**key),
-            None => Bound::Included(sweep.prefix.as_slice()),
+            None => Bound::Included(sweep.matcher.prefix()),
         };
         let range: Vec<Bytes> = self
             .keys
             .range::<[u8], _>((from, Bound::Unbounded))
-            .take_while(|k| k.starts_with(&sweep.prefix))
+            .take_while(|k| k.starts_with(sweep.matcher.prefix()))
             .take(n)
             .cloned()
             .collect();
@@ -270,16 +268,17 @@ impl Db {
         }
         let matching = range
             .into_iter()
-            .filter(|k| pattern::matches(&sweep.pattern, k))
+            .filter(|k| sweep.matcher.matches(k))
             .collect();
         Some((sweep.soft, sweep.seq, matching))
     }
 
     /// Tags whose name matches `pat`.
     pub fn tags_matching(&self, pat: &[u8]) -> Vec<Bytes> {
+        let matcher = Matcher::new(pat);
         self.tags
             .keys()
-            .filter(|t| pattern::matches(pat, t))
+            .filter(|t| matcher.matches(t))
             .cloned()
             .collect()
     }

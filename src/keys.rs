@@ -3,7 +3,7 @@
 
 use crate::cachetype::CACHE_TYPE;
 use crate::entry::Entry;
-use redis_module::{raw, Context, RedisString};
+use redis_module::{raw, Context};
 use std::os::raw::c_void;
 use std::ptr::NonNull;
 
@@ -40,14 +40,18 @@ impl Key {
         }
     }
 
-    /// Opens the key named by a command argument (no copy of the name).
-    pub fn open_arg(ctx: &Context, name: &RedisString, write: bool) -> Key {
+    /// Opens the key named by a command argument (no copy of the name); a missing argument
+    /// reads as an empty key.
+    pub fn open_arg(ctx: &Context, name: Option<*mut raw::RedisModuleString>, write: bool) -> Key {
+        let Some(name) = name else {
+            return Key { ptr: None };
+        };
         let mode = if write {
             raw::KeyMode::READ | raw::KeyMode::WRITE
         } else {
             raw::KeyMode::READ
         };
-        let ptr = unsafe { raw::RedisModule_OpenKey.unwrap()(ctx.ctx, name.inner, mode.bits()) };
+        let ptr = unsafe { raw::RedisModule_OpenKey.unwrap()(ctx.ctx, name, mode.bits()) };
         Key {
             ptr: NonNull::new(ptr.cast::<raw::RedisModuleKey>()),
         }

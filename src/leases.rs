@@ -91,8 +91,9 @@ impl Leases {
 
     /// Voids the leases on keys matching `pat` that `allowed` lets the caller touch.
     pub fn void_pattern(&mut self, pat: &[u8], allowed: impl Fn(&[u8]) -> bool) {
+        let matcher = pattern::Matcher::new(pat);
         self.by_key
-            .retain(|key, _| !(pattern::matches(pat, key) && allowed(key)));
+            .retain(|key, _| !(matcher.matches(key) && allowed(key)));
     }
 
     /// Records a tag invalidation at `seq` (only needed while some lease may be voided by it).

@@ -8,6 +8,7 @@ pub mod cachetype;
 pub mod commands;
 pub mod config;
 pub mod db;
+pub mod dispatch;
 pub mod docs;
 pub mod entry;
 pub mod error;
@@ -26,6 +27,7 @@ pub mod waiters;
 use cachetype::CACHE_TYPE;
 use redis_module::configuration::ConfigurationFlags;
 use redis_module::{raw, redis_module, Context, ModuleOptions, RedisString, Status};
+use std::ffi::CStr;
 use std::time::Duration;
 
 // Unit tests run without a server, so without its allocator.
@@ -48,12 +50,42 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         ctx.log_warning("cache: could not subscribe to server events");
         return Status::Err;
     }
-    // The macro has registered the commands by now; their docs can only be set afterwards.
+    if !register_commands(ctx) {
+        ctx.log_warning("cache: could not register the commands");
+        return Status::Err;
+    }
     docs::register(ctx);
     // Replaces the macro's default INFO callback (which would need two more crates).
     raw::register_info_function(ctx.ctx, Some(info::info_callback));
     ctx.create_timer(HOUSEKEEPING, housekeeping, ());
     Status::Ok
+}
+
+entry_point!(set_tagged, commands::set_tagged);
+entry_point!(get_or_mark, commands::get_or_mark);
+entry_point!(get, commands::get);
+entry_point!(invalidate, commands::invalidate);
+entry_point!(invalidate_tag, commands::invalidate_tag);
+entry_point!(stats, commands::stats);
+entry_point!(tags, commands::tags);
+entry_point!(tag_scan, commands::tag_scan);
+
+/// Name, entry point, flags and key positions (first, last, step) of every command.
+const COMMANDS: [(&CStr, dispatch::EntryPoint, &CStr, (i32, i32, i32)); 8] = [
+    (c"cache.settagged", set_tagged, c"write deny-oom", (1, 1, 1)),
+    (c"cache.getormark", get_or_mark, c"write fast", (1, 1, 1)),
+    (c"cache.get", get, c"readonly fast", (1, 1, 1)),
+    (c"cache.invalidate", invalidate, c"write", (0, 0, 0)),
+    (c"cache.invalidatetag", invalidate_tag, c"write", (0, 0, 0)),
+    (c"cache.stats", stats, c"readonly", (0, 0, 0)),
+    (c"cache.tags", tags, c"readonly fast", (1, 1, 1)),
+    (c"cache.tagscan", tag_scan, c"readonly", (0, 0, 0)),
+];
+
+fn register_commands(ctx: &Context) -> bool {
+    COMMANDS
+        .iter()
+        .all(|(name, entry, flags, keys)| dispatch::register(ctx, name, *entry, flags, *keys))
 }
 
 fn housekeeping(ctx: &Context, _: ()) {
@@ -72,16 +104,6 @@ redis_module! {
     allocator: (Allocator, Allocator),
     data_types: [CACHE_TYPE],
     init: init,
-    commands: [
-        ["cache.settagged", commands::set_tagged, "write deny-oom", 1, 1, 1, ""],
-        ["cache.getormark", commands::get_or_mark, "write fast", 1, 1, 1, ""],
-        ["cache.get", commands::get, "readonly fast", 1, 1, 1, ""],
-        ["cache.invalidate", commands::invalidate, "write", 0, 0, 0, ""],
-        ["cache.invalidatetag", commands::invalidate_tag, "write", 0, 0, 0, ""],
-        ["cache.stats", commands::stats, "readonly", 0, 0, 0, ""],
-        ["cache.tags", commands::tags, "readonly fast", 1, 1, 1, ""],
-        ["cache.tagscan", commands::tag_scan, "readonly", 0, 0, 0, ""],
-    ],
     event_handlers: [
         [@GENERIC @STRING @LOADED: events::on_keyspace_event],
     ],

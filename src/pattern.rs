@@ -152,6 +152,84 @@ fn count_unconsumed(pattern: &[u8]) -> usize {
     0
 }
 
+/// The bytes every matching string ends with: the literal run after the pattern's last
+/// wildcard or class, escapes resolved. Tokenizes exactly as `matches` reads the pattern.
+pub fn literal_suffix(pattern: &[u8]) -> Vec<u8> {
+    let mut suffix = Vec::new();
+    let mut p = 0;
+    while p < pattern.len() {
+        match pattern[p] {
+            b'*' | b'?' => {
+                suffix.clear();
+                p += 1;
+            }
+            b'[' => {
+                suffix.clear();
+                p = class_end(pattern, p + 1);
+            }
+            b'\\' if p + 1 < pattern.len() => {
+                suffix.push(pattern[p + 1]);
+                p += 2;
+            }
+            b => {
+                suffix.push(b);
+                p += 1;
+            }
+        }
+    }
+    suffix
+}
+
+/// The position after the class that starts at `p` (just past its `[`), as `matches` reads it.
+fn class_end(pattern: &[u8], mut p: usize) -> usize {
+    if at(pattern, p) == b'^' {
+        p += 1;
+    }
+    loop {
+        if p >= pattern.len() {
+            return pattern.len();
+        }
+        if pattern[p] == b'\\' && pattern.len() - p >= 2 {
+            p += 2;
+        } else if pattern[p] == b']' {
+            return p + 1;
+        } else if pattern.len() - p >= 3 && pattern[p + 1] == b'-' {
+            p += 3;
+        } else {
+            p += 1;
+        }
+    }
+}
+
+/// A pattern with its literal prefix and suffix, which reject most keys without running the
+/// matcher (a leading `*` makes the matcher try every position of every key).
+pub struct Matcher {
+    pattern: Vec<u8>,
+    prefix: Vec<u8>,
+    suffix: Vec<u8>,
+}
+
+impl Matcher {
+    pub fn new(pattern: &[u8]) -> Matcher {
+        Matcher {
+            pattern: pattern.to_vec(),
+            prefix: literal_prefix(pattern),
+            suffix: literal_suffix(pattern),
+        }
+    }
+
+    pub fn prefix(&self) -> &[u8] {
+        &self.prefix
+    }
+
+    pub fn matches(&self, key: &[u8]) -> bool {
+        if self.pattern.as_slice() == b"*" {
+            return true;
+        }
+        key.starts_with(&self.prefix) && key.ends_with(&self.suffix) && matches(&self.pattern, key)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +294,47 @@ mod tests {
         assert!(!matches(b"*a*a*a*a*a*a*a*a*a*a*b", &key));
         let deep = "*a".repeat(5000) + "b";
         assert!(!matches(deep.as_bytes(), &key));
+    }
+
+    #[test]
+    fn suffixes() {
+        assert_eq!(literal_suffix(b"*:item:19999"), b":item:19999");
+        assert_eq!(literal_suffix(b"a*b\\*"), b"b*");
+        assert_eq!(literal_suffix(b"a[bc]d"), b"d");
+        assert_eq!(literal_suffix(b"a[b\\]c]d"), b"d");
+        assert_eq!(literal_suffix(b"a[bc"), b"");
+        assert_eq!(literal_suffix(b"abc"), b"abc");
+        assert_eq!(literal_suffix(b"a?"), b"");
+    }
+
+    /// Every string the matcher accepts ends with the suffix and starts with the prefix, over
+    /// random patterns and strings from a small alphabet with every special character.
+    #[test]
+    fn prefix_and_suffix_never_reject_a_match() {
+        let alphabet = b"ab*?[]^-\\";
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for _ in 0..200_000 {
+            let pat: Vec<u8> = (0..next(7))
+                .map(|_| alphabet[next(alphabet.len())])
+                .collect();
+            let key: Vec<u8> = (0..next(6))
+                .map(|_| alphabet[next(alphabet.len())])
+                .collect();
+            if matches(&pat, &key) {
+                assert!(
+                    Matcher::new(&pat).matches(&key),
+                    "{:?} {:?}",
+                    String::from_utf8_lossy(&pat),
+                    String::from_utf8_lossy(&key)
+                );
+            }
+        }
     }
 
     #[test]

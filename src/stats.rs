@@ -1,6 +1,28 @@
 //! Hit/miss counters per database and per key namespace, bounded in memory.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// FNV-1a: namespaces are short and hashed on every lookup. Their number is bounded by
+/// `cache.max-namespaces`, so crafted collisions can cost at most a bounded probe.
+#[derive(Default)]
+pub struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type NamespaceMap = HashMap<Vec<u8>, NamespaceStats, BuildHasherDefault<Fnv>>;
 
 /// Where namespaces past `cache.max-namespaces` are counted.
 pub const OTHER: &[u8] = b"(other)";
@@ -83,7 +105,7 @@ pub struct NamespaceStats {
 #[derive(Default)]
 pub struct Stats {
     pub total: Counters,
-    namespaces: HashMap<Vec<u8>, NamespaceStats>,
+    namespaces: NamespaceMap,
 }
 
 /// The namespace of `key`: the bytes before the first `delimiter`.
@@ -174,7 +196,7 @@ impl Stats {
 
     /// Recounts entries per namespace from the keys (after the delimiter changes).
     pub fn recount<'a>(&mut self, keys: impl Iterator<Item = &'a [u8]>, delimiter: u8, max: usize) {
-        self.namespaces = HashMap::new();
+        self.namespaces = NamespaceMap::default();
         for key in keys {
             self.entry_added(key, delimiter, max);
         }

@@ -1,0 +1,77 @@
+//! Command registration and dispatch without copying arguments: handlers see the server's
+//! argument vector as byte slices (the crate's dispatcher builds a Vec of owned strings per
+//! call, measurable on a path as short as a cache hit).
+
+use redis_module::{raw, Context, RedisResult};
+use std::ffi::CStr;
+use std::os::raw::c_int;
+
+/// The arguments of one call, command name first.
+pub struct Args<'a> {
+    argv: &'a [*mut raw::RedisModuleString],
+}
+
+impl<'a> Args<'a> {
+    pub fn len(&self) -> usize {
+        self.argv.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.argv.is_empty()
+    }
+
+    /// Argument `i` as bytes (the server keeps it alive for the call).
+    pub fn get(&self, i: usize) -> Option<&'a [u8]> {
+        let s = *self.argv.get(i)?;
+        let mut len = 0;
+        let ptr = raw::string_ptr_len(s, &mut len);
+        Some(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) })
+    }
+
+    /// Argument `i` as the server's string, for key access without a copy.
+    pub fn raw(&self, i: usize) -> Option<*mut raw::RedisModuleString> {
+        self.argv.get(i).copied()
+    }
+
+    /// Every argument after the command name.
+    pub fn rest(&self) -> Vec<&'a [u8]> {
+        (1..self.argv.len()).filter_map(|i| self.get(i)).collect()
+    }
+}
+
+pub type Handler = fn(&Context, &Args) -> RedisResult;
+
+/// Runs `handler` on a call from the server and replies with its result.
+pub fn run(handler: Handler, ctx: *mut raw::RedisModuleCtx, argv: *mut *mut raw::RedisModuleString, argc: c_int) -> c_int {
+    let context = Context::new(ctx);
+    let argv = match usize::try_from(argc) {
+        Ok(n) if !argv.is_null() => unsafe { std::slice::from_raw_parts(argv, n) },
+        _ => &[],
+    };
+    let result = handler(&context, &Args { argv });
+    context.reply(result) as c_int
+}
+
+/// Defines the `extern "C"` entry point the server calls for a handler.
+#[macro_export]
+macro_rules! entry_point {
+    ($name:ident, $handler:path) => {
+        extern "C" fn $name(
+            ctx: *mut redis_module::raw::RedisModuleCtx,
+            argv: *mut *mut redis_module::raw::RedisModuleString,
+            argc: std::os::raw::c_int,
+        ) -> std::os::raw::c_int {
+            $crate::dispatch::run($handler, ctx, argv, argc)
+        }
+    };
+}
+
+pub type EntryPoint = extern "C" fn(*mut raw::RedisModuleCtx, *mut *mut raw::RedisModuleString, c_int) -> c_int;
+
+/// Registers one command; false if the server refused it.
+pub fn register(ctx: &Context, name: &CStr, entry: EntryPoint, flags: &CStr, keys: (c_int, c_int, c_int)) -> bool {
+    unsafe {
+        raw::RedisModule_CreateCommand.unwrap()(ctx.ctx, name.as_ptr(), Some(entry), flags.as_ptr(), keys.0, keys.1, keys.2)
+            == raw::REDISMODULE_OK as c_int
+    }
+}
