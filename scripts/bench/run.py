@@ -996,9 +996,13 @@ def sec_pattern(S, res: Results):
                     else:
                         count = 10 if "COUNT 10 " in name else 1000
                         cursor = 0
+                        last = time.perf_counter()
                         while True:
                             cursor, ks = r.scan(cursor, match=pat, count=count)
                             trips += 1
+                            if time.perf_counter() - last > 3:
+                                last = time.perf_counter()
+                                log(f"      {name}: {trips:,} round trips, {deleted:,} deleted so far")
                             if ks:
                                 deleted += r.delete(*ks)
                                 trips += 1
@@ -1379,6 +1383,8 @@ def sec_refresh(S, res: Results):
             else:
                 late = max(late, now - t_next)
             t_next += period
+            if reads and reads % (rate * 5) == 0:
+                log(f"    {reads:,} reads, {sum(counts.values()) - counts['HIT']:,} not plain HIT after warm-up")
             st, v, tok = r.execute_command("CACHE.GETORMARK", key)
             st = st.decode() if isinstance(st, bytes) else st
             reads += 1
