@@ -3,11 +3,9 @@
 
 use crate::config;
 use crate::entry::{Entry, FOREVER};
-use crate::memberset::Bytes;
 use crate::state;
 use redis_module::{native_types::RedisType, raw, RedisString};
 use std::os::raw::{c_int, c_void};
-use std::sync::Arc;
 
 /// The RDB encoding written by this build. Version 1: value, fresh-until (ms), cost (ms),
 /// flags (bit 0: dead), tag count, tags.
@@ -59,12 +57,12 @@ unsafe extern "C" fn rdb_save(io: *mut raw::RedisModuleIO, value: *mut c_void) {
         RedisString::string_as_slice(name.cast_mut())
     };
     let (dead, fresh_until) = persisted_view(key, entry, db);
-    raw::save_slice(io, &entry.value);
+    raw::save_slice(io, entry.value());
     raw::save_signed(io, fresh_until);
-    raw::save_signed(io, entry.cost_ms);
+    raw::save_signed(io, i64::from(entry.cost_ms));
     raw::save_unsigned(io, if dead { FLAG_DEAD } else { 0 });
-    raw::save_unsigned(io, entry.tags.len() as u64);
-    for tag in &entry.tags {
+    raw::save_unsigned(io, entry.tags().count() as u64);
+    for tag in entry.tags() {
         raw::save_slice(io, tag);
     }
 }
@@ -78,11 +76,17 @@ fn load_entry(io: *mut raw::RedisModuleIO) -> Option<Entry> {
     if count > MAX_LOADED_TAGS {
         return None;
     }
-    let mut tags: Vec<Bytes> = Vec::with_capacity(count as usize);
+    let mut tags: Vec<Vec<u8>> = Vec::with_capacity(count.min(64) as usize);
     for _ in 0..count {
-        tags.push(Arc::from(raw::load_string_buffer(io).ok()?.as_ref()));
+        tags.push(raw::load_string_buffer(io).ok()?.as_ref().to_vec());
     }
-    let mut entry = Entry::new(value, tags, fresh_until, cost_ms);
+    let cost_ms = u32::try_from(cost_ms).ok()?;
+    let mut entry = Entry::new(
+        &value,
+        tags.iter().map(|t| t.as_slice()),
+        fresh_until,
+        cost_ms,
+    );
     entry.dead = flags & FLAG_DEAD != 0;
     Some(entry)
 }
@@ -132,7 +136,7 @@ pub fn replication_args<'a>(
     stale_ms: Option<i64>,
     keep_ttl: bool,
 ) -> Vec<Vec<u8>> {
-    let mut args: Vec<Vec<u8>> = vec![key.to_vec(), entry.value.clone()];
+    let mut args: Vec<Vec<u8>> = vec![key.to_vec(), entry.value().to_vec()];
     if fresh_until == FOREVER {
         args.push(b"PERSIST".to_vec());
     } else {
@@ -150,9 +154,9 @@ pub fn replication_args<'a>(
     if keep_ttl {
         args.push(b"KEEPTTL".to_vec());
     }
-    if !entry.tags.is_empty() {
+    if entry.tags().next().is_some() {
         args.push(b"TAGS".to_vec());
-        args.extend(entry.tags.iter().map(|t| t.to_vec()));
+        args.extend(entry.tags().map(|t| t.to_vec()));
     }
     args
 }
@@ -190,10 +194,10 @@ unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void)
     let add = raw::RedisModule_DigestAddStringBuffer.unwrap();
     add(
         md,
-        entry.value.as_ptr().cast_mut().cast(),
-        entry.value.len(),
+        entry.value().as_ptr().cast_mut().cast(),
+        entry.value().len(),
     );
-    for tag in &entry.tags {
+    for tag in entry.tags() {
         add(md, tag.as_ptr().cast_mut().cast(), tag.len());
     }
     raw::RedisModule_DigestAddLongLong.unwrap()(md, entry.fresh_until);

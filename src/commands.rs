@@ -15,9 +15,7 @@ use crate::reply;
 use crate::state::{self, format_token, parse_token};
 use crate::stats::{Counters, Event, NamespaceStats};
 use crate::waiters;
-use redis_module::{
-    Context, ContextFlags, NotifyEvent, RedisError, RedisResult, RedisValue,
-};
+use redis_module::{Context, ContextFlags, NotifyEvent, RedisError, RedisResult, RedisValue};
 use std::sync::Arc;
 
 fn parse_error(e: ParseError) -> RedisError {
@@ -32,7 +30,6 @@ fn parse_error(e: ParseError) -> RedisError {
         ParseError::InvalidCursor => error::invalid_cursor(),
     }
 }
-
 
 /// Commands applied from the primary or the AOF are not user traffic: they count nothing.
 fn is_user_traffic(ctx: &Context) -> bool {
@@ -55,7 +52,12 @@ fn record(ctx: &Context, key: &[u8], events: &[Event]) {
 fn notify(ctx: &Context, key: *mut redis_module::raw::RedisModuleString) {
     let class = NotifyEvent::MODULE.bits();
     unsafe {
-        redis_module::raw::RedisModule_NotifyKeyspaceEvent.unwrap()(ctx.ctx, class, c"cache.settagged".as_ptr(), key);
+        redis_module::raw::RedisModule_NotifyKeyspaceEvent.unwrap()(
+            ctx.ctx,
+            class,
+            c"cache.settagged".as_ptr(),
+            key,
+        );
     }
 }
 
@@ -103,8 +105,8 @@ pub fn set_tagged(ctx: &Context, args: &Args) -> RedisResult {
     };
 
     let kept_expire = if cmd.keep_ttl { key.expire_at() } else { None };
-    let tags: Vec<Bytes> = cmd.tags.iter().map(|t| Arc::from(*t)).collect();
-    let entry = Entry::new(cmd.value.to_vec(), tags, fresh_until, cmd.cost_ms);
+    let cost_ms = u32::try_from(cmd.cost_ms).unwrap_or(u32::MAX);
+    let entry = Entry::new(cmd.value, cmd.tags.iter().copied(), fresh_until, cost_ms);
     if !key.set_entry(entry) {
         return Err(RedisError::Str("ERR could not store the entry"));
     }
@@ -241,7 +243,7 @@ pub fn get_or_mark(ctx: &Context, args: &Args) -> RedisResult {
         drop(key);
         return waiters::block(ctx, db, cmd.key, lease_ms, cmd.wait_ms);
     }
-    reply_lookup(ctx, &lookup, entry.map(|e| e.value.as_slice()));
+    reply_lookup(ctx, &lookup, entry.map(Entry::value));
     Ok(RedisValue::NoReply)
 }
 
@@ -269,7 +271,7 @@ pub fn get(ctx: &Context, args: &Args) -> RedisResult {
         d.stats.record(key_name, event, delimiter, max_ns);
         served
     });
-    reply::bulk_or_null(ctx, entry.filter(|_| served).map(|e| e.value.as_slice()));
+    reply::bulk_or_null(ctx, entry.filter(|_| served).map(Entry::value));
     Ok(RedisValue::NoReply)
 }
 
@@ -508,21 +510,19 @@ pub fn tags(ctx: &Context, args: &Args) -> RedisResult {
     };
     let db = selected_db(ctx);
     let key = Key::open_arg(ctx, args.raw(1), false);
-    let tags: Vec<Bytes> = match key.content() {
+    let tags: Vec<&[u8]> = match key.content() {
         Content::Entry(e) => {
-            let dead = state::with(|s| {
-                s.db(db).freshness(name, e, now_ms()) == Freshness::Dead
-            });
+            let dead = state::with(|s| s.db(db).freshness(name, e, now_ms()) == Freshness::Dead);
             if dead {
                 Vec::new()
             } else {
-                e.tags.clone()
+                e.tags().collect()
             }
         }
         _ => Vec::new(),
     };
     reply::array(ctx, tags.len());
-    for t in &tags {
+    for t in tags {
         reply::bulk(ctx, t);
     }
     Ok(RedisValue::NoReply)
@@ -537,12 +537,12 @@ pub fn tag_scan(ctx: &Context, args: &Args) -> RedisResult {
         let d = s.db(db);
         match d.tags.get(cmd.tag) {
             Some(set) => {
-                let (next, keys) = set.scan(cmd.cursor, cmd.count);
-                let keys: Vec<Bytes> = keys
-                    .iter()
-                    .filter(|k| cmd.pattern.is_none_or(|p| crate::pattern::matches(p, k)))
-                    .cloned()
-                    .collect();
+                let (next, ids) = set.scan(cmd.cursor, cmd.count);
+                let mut keys = d.names(ids.iter().copied());
+                if let Some(p) = cmd.pattern {
+                    let matcher = crate::pattern::Matcher::new(p);
+                    keys.retain(|k| matcher.matches(k));
+                }
                 (next, keys)
             }
             None => (0, Vec::new()),

@@ -4,11 +4,12 @@
 //! and keyspace events.
 
 use crate::entry::{Entry, Freshness, TagInvalidation};
+use crate::keyindex::KeyIndex;
 use crate::leases::Leases;
-use crate::memberset::{Bytes, MemberSet};
+use crate::memberset::{Bytes, KeyId, MemberSet};
 use crate::pattern::{self, Matcher};
 use crate::stats::Stats;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,7 +54,7 @@ pub struct PatternWork {
 
 #[derive(Default)]
 pub struct Db {
-    pub keys: BTreeSet<Bytes>,
+    pub keys: KeyIndex,
     pub tags: HashMap<Bytes, MemberSet>,
     pub pending: HashMap<Bytes, TagInvalidation>,
     pub sweeps: VecDeque<Sweep>,
@@ -116,36 +117,32 @@ impl Db {
         }
     }
 
-    /// Indexes `key` (now holding `entry`): shares tag names with the index, stamps the entry
-    /// with `gen`, and queues it for deletion if it arrived already dead.
+    /// Indexes `key` (now holding `entry`): stamps the entry with `gen`, and queues it for
+    /// deletion if it arrived already dead.
     pub fn add(&mut self, key: &[u8], entry: &mut Entry, gen: u64, delimiter: u8, max_ns: usize) {
-        let key: Bytes = match self.keys.get(key) {
-            Some(shared) => shared.clone(),
-            None => {
-                let key: Bytes = Arc::from(key);
-                self.keys.insert(key.clone());
-                self.stats.entry_added(&key, delimiter, max_ns);
-                key
-            }
-        };
+        let (id, added) = self.keys.insert(key);
+        if added {
+            self.stats.entry_added(key, delimiter, max_ns);
+        }
         entry.gen = gen;
-        for tag in entry.tags.iter_mut() {
-            match self.tags.get_key_value(&**tag) {
-                Some((shared, _)) => *tag = shared.clone(),
-                None => {
-                    self.tags.insert(tag.clone(), MemberSet::default());
+        for tag in entry.tags() {
+            match self.tags.get_mut(tag) {
+                Some(set) => {
+                    set.insert(id);
                 }
-            }
-            if let Some(set) = self.tags.get_mut(&**tag) {
-                set.insert(key.clone());
+                None => {
+                    let mut set = MemberSet::default();
+                    set.insert(id);
+                    self.tags.insert(Arc::from(tag), set);
+                }
             }
         }
         if entry.dead {
-            self.doom(key);
+            self.doom(id);
         }
     }
 
-    fn doom(&mut self, key: Bytes) {
+    fn doom(&mut self, id: KeyId) {
         if !matches!(self.sweeps.back(), Some(Sweep { tag: None, .. })) {
             self.sweeps.push_back(Sweep {
                 tag: None,
@@ -154,7 +151,7 @@ impl Db {
             });
         }
         if let Some(sweep) = self.sweeps.back_mut() {
-            sweep.members.insert(key);
+            sweep.members.insert(id);
         }
     }
 
@@ -162,15 +159,15 @@ impl Db {
     /// since it may live on under another name or database.
     pub fn remove(&mut self, key: &[u8], entry: &mut Entry, delimiter: u8) {
         self.materialize(key, entry);
-        let Some(key) = self.keys.take(key) else {
+        let Some(id) = self.keys.remove(key) else {
             return;
         };
-        self.stats.entry_removed(&key, delimiter);
-        for tag in &entry.tags {
-            if let Some(set) = self.tags.get_mut(&**tag) {
-                set.remove(&key);
+        self.stats.entry_removed(key, delimiter);
+        for tag in entry.tags() {
+            if let Some(set) = self.tags.get_mut(tag) {
+                set.remove(id);
                 if set.is_empty() {
-                    self.tags.remove(&**tag);
+                    self.tags.remove(tag);
                 } else {
                     set.shrink();
                 }
@@ -199,7 +196,8 @@ impl Db {
             sweep: None,
         };
         if let Some(key) = pattern::as_literal(pat) {
-            work.now.extend(self.keys.get(key.as_slice()).cloned());
+            let name = self.keys.id(&key).and_then(|id| self.keys.name(id));
+            work.now.extend(name.cloned());
             return work;
         }
         let matcher = Matcher::new(pat);
@@ -208,7 +206,7 @@ impl Db {
         let mut finished = true;
         for (examined, key) in self
             .keys
-            .range::<[u8], _>((Bound::Included(matcher.prefix()), Bound::Unbounded))
+            .range(Bound::Included(matcher.prefix()))
             .take_while(|k| k.starts_with(matcher.prefix()))
             .enumerate()
         {
@@ -257,7 +255,7 @@ impl Db {
         };
         let range: Vec<Bytes> = self
             .keys
-            .range::<[u8], _>((from, Bound::Unbounded))
+            .range(from)
             .take_while(|k| k.starts_with(sweep.matcher.prefix()))
             .take(n)
             .cloned()
@@ -299,7 +297,7 @@ impl Db {
             return TagWork::Now(Vec::new());
         };
         if keys_only || set.len() <= SYNC_LIMIT {
-            return TagWork::Now(set.iter().cloned().collect());
+            return TagWork::Now(self.names(set.iter().copied()));
         }
         let Some((name, members)) = self.tags.remove_entry(tag) else {
             return TagWork::Now(Vec::new());
@@ -333,8 +331,17 @@ impl Db {
             }
         }
         let sweep = self.sweeps.front_mut()?;
-        let keys: Vec<Bytes> = std::iter::from_fn(|| sweep.members.pop()).take(n).collect();
-        Some((sweep.tag.clone(), sweep.soft, keys))
+        let ids: Vec<KeyId> = std::iter::from_fn(|| sweep.members.pop()).take(n).collect();
+        let (tag, soft) = (sweep.tag.clone(), sweep.soft);
+        // An id whose key left since names nothing, or a newer entry the sweep will find live.
+        Some((tag, soft, self.names(ids)))
+    }
+
+    /// The current names of `ids`.
+    pub fn names(&self, ids: impl IntoIterator<Item = KeyId>) -> Vec<Bytes> {
+        ids.into_iter()
+            .filter_map(|id| self.keys.name(id).cloned())
+            .collect()
     }
 
     fn retire(&mut self, tag: &[u8]) {
@@ -351,14 +358,14 @@ impl Db {
 
     /// Puts a soft-swept key back among its tag's members, if it is still an indexed entry.
     pub fn restore_member(&mut self, tag: &Bytes, key: &[u8]) {
-        if let Some(key) = self.keys.get(key).cloned() {
-            self.tags.entry(tag.clone()).or_default().insert(key);
+        if let Some(id) = self.keys.id(key) {
+            self.tags.entry(tag.clone()).or_default().insert(id);
         }
     }
 
     /// Forgets every entry (FLUSHDB); counters stay.
     pub fn flush(&mut self) {
-        self.keys = BTreeSet::new();
+        self.keys = KeyIndex::default();
         self.tags = HashMap::new();
         self.pending = HashMap::new();
         self.sweeps = VecDeque::new();
@@ -373,13 +380,8 @@ impl Db {
 
     /// Module memory held by this database's index, estimated from its structures.
     pub fn index_bytes(&self) -> usize {
-        const BTREE_SLOT: usize = 24;
         const ARC_HEADER: usize = 16;
-        let keys: usize = self
-            .keys
-            .iter()
-            .map(|k| k.len() + ARC_HEADER + BTREE_SLOT)
-            .sum();
+        let keys = self.keys.overhead_bytes();
         let tags: usize = self
             .tags
             .iter()
@@ -397,12 +399,7 @@ mod tests {
     use super::*;
 
     fn entry(tags: &[&str]) -> Entry {
-        Entry::new(
-            b"v".to_vec(),
-            tags.iter().map(|t| Arc::from(t.as_bytes())).collect(),
-            i64::MAX,
-            0,
-        )
+        Entry::new(b"v", tags.iter().map(|t| t.as_bytes()), i64::MAX, 0)
     }
 
     #[test]

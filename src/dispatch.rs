@@ -42,7 +42,15 @@ impl<'a> Args<'a> {
 pub type Handler = fn(&Context, &Args) -> RedisResult;
 
 /// Runs `handler` on a call from the server and replies with its result.
-pub fn run(handler: Handler, ctx: *mut raw::RedisModuleCtx, argv: *mut *mut raw::RedisModuleString, argc: c_int) -> c_int {
+///
+/// # Safety
+/// `argv` holds `argc` valid strings, as the server passes them to a command.
+pub unsafe fn run(
+    handler: Handler,
+    ctx: *mut raw::RedisModuleCtx,
+    argv: *mut *mut raw::RedisModuleString,
+    argc: c_int,
+) -> c_int {
     let context = Context::new(ctx);
     let argv = match usize::try_from(argc) {
         Ok(n) if !argv.is_null() => unsafe { std::slice::from_raw_parts(argv, n) },
@@ -61,17 +69,35 @@ macro_rules! entry_point {
             argv: *mut *mut redis_module::raw::RedisModuleString,
             argc: std::os::raw::c_int,
         ) -> std::os::raw::c_int {
-            $crate::dispatch::run($handler, ctx, argv, argc)
+            unsafe { $crate::dispatch::run($handler, ctx, argv, argc) }
         }
     };
 }
 
-pub type EntryPoint = extern "C" fn(*mut raw::RedisModuleCtx, *mut *mut raw::RedisModuleString, c_int) -> c_int;
+pub type EntryPoint =
+    extern "C" fn(*mut raw::RedisModuleCtx, *mut *mut raw::RedisModuleString, c_int) -> c_int;
+
+/// A command as the server registers it: name, entry point, flags, key positions.
+pub struct Command {
+    pub name: &'static CStr,
+    pub entry: EntryPoint,
+    pub flags: &'static CStr,
+    pub first_key: c_int,
+    pub last_key: c_int,
+    pub key_step: c_int,
+}
 
 /// Registers one command; false if the server refused it.
-pub fn register(ctx: &Context, name: &CStr, entry: EntryPoint, flags: &CStr, keys: (c_int, c_int, c_int)) -> bool {
+pub fn register(ctx: &Context, c: &Command) -> bool {
     unsafe {
-        raw::RedisModule_CreateCommand.unwrap()(ctx.ctx, name.as_ptr(), Some(entry), flags.as_ptr(), keys.0, keys.1, keys.2)
-            == raw::REDISMODULE_OK as c_int
+        raw::RedisModule_CreateCommand.unwrap()(
+            ctx.ctx,
+            c.name.as_ptr(),
+            Some(c.entry),
+            c.flags.as_ptr(),
+            c.first_key,
+            c.last_key,
+            c.key_step,
+        ) == raw::REDISMODULE_OK as c_int
     }
 }

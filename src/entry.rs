@@ -1,23 +1,71 @@
 //! The cache entry: what one key of our data type holds, and how fresh it is.
 
-use crate::memberset::Bytes;
-
 /// `fresh_until` of an entry that never goes stale by itself.
 pub const FOREVER: i64 = i64::MAX;
 
+/// One entry, in two allocations (this struct and `data`): the cost of an entry in memory is
+/// mostly its allocations.
+#[derive(Clone)]
 pub struct Entry {
-    pub value: Vec<u8>,
-    /// Distinct, in the order first given.
-    pub tags: Vec<Bytes>,
+    /// The value's length (LEB128), the value, then each tag as its length (LEB128) and bytes.
+    /// Tags are distinct, in the order first given.
+    data: Box<[u8]>,
     /// Unix ms after which the entry is stale (the key itself expires later, by Redis).
     pub fresh_until: i64,
-    /// How long computing the value took (ms); 0: no early refresh.
-    pub cost_ms: i64,
     /// Sequence number when the entry entered its database's index (module memory only): tag
     /// invalidations with a higher number do not touch it.
     pub gen: u64,
+    /// How long computing the value took (ms); 0: no early refresh.
+    pub cost_ms: u32,
     /// Invalidated, awaiting deletion by the sweeper.
     pub dead: bool,
+}
+
+fn put_len(out: &mut Vec<u8>, mut n: usize) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Reads a length written by `put_len` at `*at`, moving past it.
+fn take_len(data: &[u8], at: &mut usize) -> usize {
+    let mut n = 0usize;
+    let mut shift = 0;
+    while let Some(&byte) = data.get(*at) {
+        *at += 1;
+        n |= usize::from(byte & 0x7f).checked_shl(shift).unwrap_or(0);
+        shift += 7;
+        if byte & 0x80 == 0 {
+            break;
+        }
+    }
+    n
+}
+
+/// The tags of an entry, in order.
+pub struct Tags<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Iterator for Tags<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.at >= self.data.len() {
+            return None;
+        }
+        let len = take_len(self.data, &mut self.at);
+        let tag = self.data.get(self.at..self.at.saturating_add(len))?;
+        self.at += len;
+        Some(tag)
+    }
 }
 
 /// A tag invalidation whose sweep has not finished: readers apply it to entries older than it.
@@ -37,14 +85,44 @@ pub enum Freshness {
 }
 
 impl Entry {
-    pub fn new(value: Vec<u8>, tags: Vec<Bytes>, fresh_until: i64, cost_ms: i64) -> Entry {
+    pub fn new<'t>(
+        value: &[u8],
+        tags: impl IntoIterator<Item = &'t [u8]>,
+        fresh_until: i64,
+        cost_ms: u32,
+    ) -> Entry {
+        let mut data = Vec::with_capacity(value.len() + 2);
+        put_len(&mut data, value.len());
+        data.extend_from_slice(value);
+        for tag in tags {
+            put_len(&mut data, tag.len());
+            data.extend_from_slice(tag);
+        }
         Entry {
-            value,
-            tags,
+            data: data.into_boxed_slice(),
             fresh_until,
-            cost_ms,
             gen: 0,
+            cost_ms,
             dead: false,
+        }
+    }
+
+    fn value_range(&self) -> (usize, usize) {
+        let mut at = 0;
+        let len = take_len(&self.data, &mut at);
+        (at, at.saturating_add(len).min(self.data.len()))
+    }
+
+    pub fn value(&self) -> &[u8] {
+        let (start, end) = self.value_range();
+        self.data.get(start..end).unwrap_or_default()
+    }
+
+    pub fn tags(&self) -> Tags<'_> {
+        let (_, end) = self.value_range();
+        Tags {
+            data: &self.data,
+            at: end,
         }
     }
 
@@ -54,7 +132,7 @@ impl Entry {
         if self.dead {
             return (true, fresh_until);
         }
-        for tag in &self.tags {
+        for tag in self.tags() {
             if let Some(inv) = pending(tag) {
                 if self.gen < inv.hard_seq {
                     return (true, fresh_until);
@@ -93,31 +171,26 @@ impl Entry {
     }
 
     pub fn carries(&self, tag: &[u8]) -> bool {
-        self.tags.iter().any(|t| &**t == tag)
+        self.tags().any(|t| t == tag)
     }
 
     pub fn mem_usage(&self) -> usize {
-        std::mem::size_of::<Entry>()
-            + self.value.capacity()
-            + self.tags.capacity() * std::mem::size_of::<Bytes>()
+        std::mem::size_of::<Entry>() + self.data.len()
     }
 
+    /// A copy for COPY: not yet in any index.
     pub fn duplicate(&self) -> Entry {
         Entry {
-            value: self.value.clone(),
-            tags: self.tags.clone(),
-            fresh_until: self.fresh_until,
-            cost_ms: self.cost_ms,
             gen: 0,
-            dead: self.dead,
+            ..self.clone()
         }
     }
 }
 
 /// XFetch (Vattani et al., VLDB 2015): refresh early when
 /// `now - cost * beta * ln(rand) >= fresh_until`, `rand` uniform in (0, 1].
-pub fn xfetch(now: i64, fresh_until: i64, cost_ms: i64, beta: f64, rand: f64) -> bool {
-    if cost_ms <= 0 || beta <= 0.0 || fresh_until == FOREVER {
+pub fn xfetch(now: i64, fresh_until: i64, cost_ms: u32, beta: f64, rand: f64) -> bool {
+    if cost_ms == 0 || beta <= 0.0 || fresh_until == FOREVER {
         return false;
     }
     let gap = -(cost_ms as f64) * beta * rand.max(f64::MIN_POSITIVE).ln();
@@ -127,17 +200,23 @@ pub fn xfetch(now: i64, fresh_until: i64, cost_ms: i64, beta: f64, rand: f64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     fn entry(tags: &[&str], gen: u64) -> Entry {
-        let mut e = Entry::new(
-            b"v".to_vec(),
-            tags.iter().map(|t| Arc::from(t.as_bytes())).collect(),
-            1000,
-            0,
-        );
+        let mut e = Entry::new(b"v", tags.iter().map(|t| t.as_bytes()), 1000, 0);
         e.gen = gen;
         e
+    }
+
+    #[test]
+    fn value_and_tags_round_trip() {
+        let long = vec![7u8; 300];
+        let e = Entry::new(&long, [b"a".as_slice(), b"", &[0u8, 1], &long[..200]], 5, 9);
+        assert_eq!(e.value(), long.as_slice());
+        let tags: Vec<&[u8]> = e.tags().collect();
+        assert_eq!(tags, vec![b"a".as_slice(), b"", &[0u8, 1], &long[..200]]);
+        assert!(e.carries(b"") && !e.carries(b"b"));
+        let empty = Entry::new(b"", [], 0, 0);
+        assert_eq!((empty.value(), empty.tags().count()), (b"".as_slice(), 0));
     }
 
     #[test]

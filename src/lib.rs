@@ -14,6 +14,7 @@ pub mod entry;
 pub mod error;
 pub mod events;
 pub mod info;
+pub mod keyindex;
 pub mod keys;
 pub mod leases;
 pub mod memberset;
@@ -25,6 +26,7 @@ pub mod sweep;
 pub mod waiters;
 
 use cachetype::CACHE_TYPE;
+use dispatch::Command;
 use redis_module::configuration::ConfigurationFlags;
 use redis_module::{raw, redis_module, Context, ModuleOptions, RedisString, Status};
 use std::ffi::CStr;
@@ -70,22 +72,37 @@ entry_point!(stats, commands::stats);
 entry_point!(tags, commands::tags);
 entry_point!(tag_scan, commands::tag_scan);
 
-/// Name, entry point, flags and key positions (first, last, step) of every command.
-const COMMANDS: [(&CStr, dispatch::EntryPoint, &CStr, (i32, i32, i32)); 8] = [
-    (c"cache.settagged", set_tagged, c"write deny-oom", (1, 1, 1)),
-    (c"cache.getormark", get_or_mark, c"write fast", (1, 1, 1)),
-    (c"cache.get", get, c"readonly fast", (1, 1, 1)),
-    (c"cache.invalidate", invalidate, c"write", (0, 0, 0)),
-    (c"cache.invalidatetag", invalidate_tag, c"write", (0, 0, 0)),
-    (c"cache.stats", stats, c"readonly", (0, 0, 0)),
-    (c"cache.tags", tags, c"readonly fast", (1, 1, 1)),
-    (c"cache.tagscan", tag_scan, c"readonly", (0, 0, 0)),
+/// Every command: name, entry point, flags, key positions (first, last, step).
+const COMMANDS: [Command; 8] = [
+    command(c"cache.settagged", set_tagged, c"write deny-oom", 1),
+    command(c"cache.getormark", get_or_mark, c"write fast", 1),
+    command(c"cache.get", get, c"readonly fast", 1),
+    command(c"cache.invalidate", invalidate, c"write", 0),
+    command(c"cache.invalidatetag", invalidate_tag, c"write", 0),
+    command(c"cache.stats", stats, c"readonly", 0),
+    command(c"cache.tags", tags, c"readonly fast", 1),
+    command(c"cache.tagscan", tag_scan, c"readonly", 0),
 ];
 
+/// A command whose only key, if any, is at `key` (0: none).
+const fn command(
+    name: &'static CStr,
+    entry: dispatch::EntryPoint,
+    flags: &'static CStr,
+    key: i32,
+) -> Command {
+    Command {
+        name,
+        entry,
+        flags,
+        first_key: key,
+        last_key: key,
+        key_step: key,
+    }
+}
+
 fn register_commands(ctx: &Context) -> bool {
-    COMMANDS
-        .iter()
-        .all(|(name, entry, flags, keys)| dispatch::register(ctx, name, *entry, flags, *keys))
+    COMMANDS.iter().all(|c| dispatch::register(ctx, c))
 }
 
 fn housekeeping(ctx: &Context, _: ()) {

@@ -185,17 +185,23 @@ fn check_lapses(ctx: &Context, _: ()) {
     }
 }
 
-fn forget(bc: *mut raw::RedisModuleBlockedClient) {
+/// Drops a blocked client from the lists; returns the database and key it waited on.
+fn forget(bc: *mut raw::RedisModuleBlockedClient) -> Option<(i32, Vec<u8>)> {
     with(|w| {
-        let mut removed = 0;
-        w.by_key.retain(|_, list| {
+        let mut found = None;
+        w.by_key.retain(|(db, key), list| {
             let before = list.len();
             list.retain(|waiter| waiter.bc != bc);
-            removed += before - list.len();
+            if list.len() != before {
+                found = Some((*db, key.clone()));
+            }
             !list.is_empty()
         });
-        w.count -= removed;
-    });
+        if found.is_some() {
+            w.count -= 1;
+        }
+        found
+    })
 }
 
 extern "C" fn on_reply(
@@ -219,7 +225,7 @@ extern "C" fn on_reply(
                 _ => None,
             };
             let lookup = decide(private.db, &private.key, entry, private.lease_ms, now_ms());
-            reply_lookup(&ctx, &lookup, entry.map(|e| e.value.as_slice()));
+            reply_lookup(&ctx, &lookup, entry.map(crate::entry::Entry::value));
         }
     }
     raw::REDISMODULE_OK as c_int
@@ -232,9 +238,9 @@ extern "C" fn on_timeout(
 ) -> c_int {
     let ctx = Context::new(ctx);
     let bc = unsafe { raw::RedisModule_GetBlockedClientHandle.unwrap()(ctx.ctx) };
-    forget(bc);
-    let db = crate::keys::selected_db(&ctx);
-    count(db, b"", Event::WaitTimeout);
+    if let Some((db, key)) = forget(bc) {
+        count(db, &key, Event::WaitTimeout);
+    }
     reply::array(&ctx, 3);
     reply::simple(&ctx, c"PENDING");
     reply::null(&ctx);
