@@ -1362,7 +1362,6 @@ def sec_refresh(S, res: Results):
                         refused[0] += 1
                     else:
                         sets[0] += 1
-                        warm[0] = True
                 w.close()
             except Exception as e:
                 errs.append(f"{type(e).__name__}: {e}")
@@ -1388,6 +1387,10 @@ def sec_refresh(S, res: Results):
             st, v, tok = r.execute_command("CACHE.GETORMARK", key)
             st = st.decode() if isinstance(st, bytes) else st
             reads += 1
+            # Warm-up ends at the first HIT the reader itself sees: flagging it from the
+            # setter thread would count a PENDING that was already in flight.
+            if not warm[0] and st == "HIT":
+                warm[0] = True
             if warm[0]:
                 k = "HIT_TOKEN" if (st == "HIT" and tok is not None) else st
                 counts[k] = counts.get(k, 0) + 1
