@@ -4,7 +4,7 @@ PYTHON ?= python3
 MODULE := $(CURDIR)/target/release/librediscache.so
 RUN_PORT ?= 6390
 
-.PHONY: all setup build run test test-rust test-integration bench bench-tiny examples clean
+.PHONY: all setup build run test test-rust test-integration bench bench-tiny examples fuzz clean
 
 all: build
 
@@ -58,6 +58,10 @@ bench-tiny: build
 
 examples: build
 	@if [ -f examples/run.sh ]; then bash examples/run.sh; else echo "no examples/run.sh yet"; fi
+
+# The cargo-fuzz targets of fuzz/, FUZZ_SECONDS each (default 60); not part of `make test`.
+fuzz:
+	bash scripts/fuzz.sh
 
 clean:
 	cargo clean

@@ -2,9 +2,13 @@
 
 use crate::error::ParseError;
 
-/// Relative and absolute times beyond this (ms, about 4,400 years) are refused, so adding
-/// them to the clock can never overflow.
+/// Relative times (and stale windows) beyond this (ms, about 4,400 years) are refused, so
+/// adding them to the clock can never overflow.
 pub const MAX_TIME_MS: i64 = 1 << 47;
+/// Absolute times beyond this are refused. Twice the relative bound: a write is replicated (and
+/// rewritten to the AOF) as PXAT clock + relative time, which replicas and AOF loading must
+/// accept for any clock before the year 6400.
+pub const MAX_ABSOLUTE_MS: i64 = 2 * MAX_TIME_MS;
 pub const MAX_LEASE_MS: i64 = 86_400_000;
 pub const MAX_WAIT_MS: i64 = 3_600_000;
 pub const MAX_COST_MS: i64 = 86_400_000;
@@ -116,8 +120,8 @@ fn once<T>(slot: &mut Option<T>, value: T) -> Result<(), ParseError> {
     Ok(())
 }
 
-fn positive_time(n: i64, unit_ms: i64) -> Result<i64, ParseError> {
-    if n <= 0 || n > MAX_TIME_MS / unit_ms {
+fn positive_time(n: i64, unit_ms: i64, max_ms: i64) -> Result<i64, ParseError> {
+    if n <= 0 || n > max_ms / unit_ms {
         return Err(ParseError::InvalidExpire);
     }
     Ok(n * unit_ms)
@@ -139,16 +143,24 @@ pub fn set_tagged<'a>(args: &[&'a [u8]], max_tags: usize) -> Result<SetTagged<'a
     while let Some(word) = opts.next() {
         if eq(word, "EX") {
             let n = opts.int()?;
-            once(&mut fresh, Freshness::For(positive_time(n, 1000)?))?;
+            once(
+                &mut fresh,
+                Freshness::For(positive_time(n, 1000, MAX_TIME_MS)?),
+            )?;
         } else if eq(word, "PX") {
             let n = opts.int()?;
-            once(&mut fresh, Freshness::For(positive_time(n, 1)?))?;
+            once(
+                &mut fresh,
+                Freshness::For(positive_time(n, 1, MAX_TIME_MS)?),
+            )?;
         } else if eq(word, "EXAT") {
             let n = opts.int()?;
-            once(&mut fresh, Freshness::Until(positive_time(n, 1000)?))?;
+            let at = positive_time(n, 1000, MAX_ABSOLUTE_MS)?;
+            once(&mut fresh, Freshness::Until(at))?;
         } else if eq(word, "PXAT") {
             let n = opts.int()?;
-            once(&mut fresh, Freshness::Until(positive_time(n, 1)?))?;
+            let at = positive_time(n, 1, MAX_ABSOLUTE_MS)?;
+            once(&mut fresh, Freshness::Until(at))?;
         } else if eq(word, "PERSIST") {
             once(&mut fresh, Freshness::Persist)?;
         } else if eq(word, "STALE") || eq(word, "PSTALE") {
@@ -389,6 +401,42 @@ mod tests {
         assert!(
             set_tagged(&a("k v TAGS a a b"), 2).is_ok(),
             "duplicates count once"
+        );
+    }
+
+    /// A write is replicated and rewritten to the AOF as PXAT clock + relative time: the
+    /// largest EX / PX (found by fuzz/fuzz_targets/args.rs) must come back through the parser on
+    /// a replica, or the replica silently lacks the key.
+    #[test]
+    fn largest_relative_times_replicate_as_absolute_ones() {
+        let now: i64 = 1_700_000_000_000;
+        for (cmd, unit) in [("PX 140737488355328", 1), ("EX 140737488355", 1000)] {
+            let Ok(SetTagged {
+                fresh: Freshness::For(ms),
+                ..
+            }) = set_tagged(&a(&format!("k v {cmd}")), 64)
+            else {
+                panic!("{cmd} refused");
+            };
+            assert_eq!(ms, MAX_TIME_MS / unit * unit);
+            let at = (now + ms).to_string();
+            let replicated = [&b"k"[..], b"v", b"PXAT", at.as_bytes()];
+            assert_eq!(
+                set_tagged(&replicated, 64).map(|c| c.fresh),
+                Ok(Freshness::Until(now + ms))
+            );
+        }
+        let max = MAX_ABSOLUTE_MS.to_string();
+        assert!(set_tagged(&a(&format!("k v PXAT {max}")), 64).is_ok());
+        let over = (MAX_ABSOLUTE_MS + 1).to_string();
+        assert_eq!(
+            set_tagged(&a(&format!("k v PXAT {over}")), 64),
+            Err(ParseError::InvalidExpire)
+        );
+        let over = (MAX_ABSOLUTE_MS / 1000 + 1).to_string();
+        assert_eq!(
+            set_tagged(&a(&format!("k v EXAT {over}")), 64),
+            Err(ParseError::InvalidExpire)
         );
     }
 

@@ -3,7 +3,7 @@
 
 use crate::state;
 use redis_module::configuration::{ConfigurationContext, ConfigurationValue};
-use redis_module::{Context, RedisError, RedisString};
+use redis_module::{raw, Context, RedisError, RedisString};
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 
@@ -12,10 +12,14 @@ pub static DEFAULT_STALE: AtomicI64 = AtomicI64::new(0);
 pub static LEASE_MS: AtomicI64 = AtomicI64::new(10_000);
 pub static MAX_TAGS: AtomicI64 = AtomicI64::new(64);
 pub static MAX_NAMESPACES: AtomicI64 = AtomicI64::new(1024);
-pub static DELIMITER: Delimiter = Delimiter(AtomicU8::new(b':'));
+pub static DELIMITER: Delimiter = Delimiter {
+    byte: AtomicU8::new(b':'),
+    shown: Shown::new(),
+};
 pub static EARLY_BETA: Beta = Beta {
     bits: AtomicU64::new(0x3FF0_0000_0000_0000), // 1.0
     text: Mutex::new(String::new()),
+    shown: Shown::new(),
 };
 
 /// Ten years, in seconds: the largest default TTL or stale window.
@@ -45,27 +49,66 @@ pub fn max_namespaces() -> usize {
 }
 
 pub fn delimiter() -> u8 {
-    DELIMITER.0.load(Ordering::Relaxed)
+    DELIMITER.byte.load(Ordering::Relaxed)
 }
 
 pub fn early_beta() -> f64 {
     f64::from_bits(EARLY_BETA.bits.load(Ordering::Relaxed))
 }
 
+/// The string a string config shows to CONFIG GET. The server copies what the getter returns
+/// and never frees it, so one string per value is kept here and handed out again.
+pub struct Shown(Mutex<usize>);
+
+impl Shown {
+    const fn new() -> Shown {
+        Shown(Mutex::new(0))
+    }
+
+    fn get(&self, text: &[u8]) -> RedisString {
+        let mut cached = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if *cached == 0 {
+            let created = unsafe {
+                raw::RedisModule_CreateString.unwrap()(
+                    std::ptr::null_mut(),
+                    text.as_ptr().cast(),
+                    text.len(),
+                )
+            };
+            *cached = created as usize;
+        }
+        // Not retained: the server only reads it, and it is freed when the value changes.
+        RedisString::from_redis_module_string(std::ptr::null_mut(), *cached as *mut _)
+    }
+
+    fn forget(&self) {
+        let mut cached = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if *cached != 0 {
+            unsafe {
+                raw::RedisModule_FreeString.unwrap()(std::ptr::null_mut(), *cached as *mut _)
+            };
+            *cached = 0;
+        }
+    }
+}
+
 /// `cache.namespace-delimiter`: exactly one byte. Changing it recounts entries per namespace.
-pub struct Delimiter(AtomicU8);
+pub struct Delimiter {
+    byte: AtomicU8,
+    shown: Shown,
+}
 
 impl ConfigurationValue<RedisString> for Delimiter {
     fn get(&self, _ctx: &ConfigurationContext) -> RedisString {
-        let byte = [self.0.load(Ordering::Relaxed)];
-        RedisString::create_from_slice(std::ptr::null_mut(), &byte)
+        self.shown.get(&[self.byte.load(Ordering::Relaxed)])
     }
 
     fn set(&self, _ctx: &ConfigurationContext, val: RedisString) -> Result<(), RedisError> {
         let [byte] = val.as_slice() else {
             return Err(RedisError::Str("the delimiter must be exactly one byte"));
         };
-        if self.0.swap(*byte, Ordering::Relaxed) != *byte {
+        if self.byte.swap(*byte, Ordering::Relaxed) != *byte {
+            self.shown.forget();
             let max = max_namespaces();
             state::with(|s| {
                 for (_, db) in s.dbs_mut() {
@@ -82,12 +125,13 @@ impl ConfigurationValue<RedisString> for Delimiter {
 pub struct Beta {
     bits: AtomicU64,
     text: Mutex<String>,
+    shown: Shown,
 }
 
 impl ConfigurationValue<RedisString> for Beta {
     fn get(&self, _ctx: &ConfigurationContext) -> RedisString {
         let text = self.text.lock().map(|t| t.clone()).unwrap_or_default();
-        RedisString::create(None, text.as_str())
+        self.shown.get(text.as_bytes())
     }
 
     fn set(&self, _ctx: &ConfigurationContext, val: RedisString) -> Result<(), RedisError> {
@@ -104,6 +148,7 @@ impl ConfigurationValue<RedisString> for Beta {
         if let Ok(mut t) = self.text.lock() {
             *t = text.to_string();
         }
+        self.shown.forget();
         Ok(())
     }
 }

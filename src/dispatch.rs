@@ -101,3 +101,27 @@ pub fn register(ctx: &Context, c: &Command) -> bool {
         ) == raw::REDISMODULE_OK as c_int
     }
 }
+
+/// Puts the commands in an ACL category `cache` (`ACL SETUSER app +@cache`) where the server
+/// supports module categories (7.2+, Valkey); on 7.0 it does nothing. False on a refusal.
+pub fn add_acl_category(ctx: &Context, commands: &[Command]) -> bool {
+    let api = unsafe {
+        (
+            raw::RedisModule_AddACLCategory,
+            raw::RedisModule_SetCommandACLCategories,
+            raw::RedisModule_GetCommand,
+        )
+    };
+    let (Some(add), Some(set), Some(get)) = api else {
+        return true;
+    };
+    unsafe {
+        if add(ctx.ctx, c"cache".as_ptr()) != raw::REDISMODULE_OK as c_int {
+            return false;
+        }
+        commands.iter().all(|c| {
+            let command = get(ctx.ctx, c.name.as_ptr());
+            !command.is_null() && set(command, c"cache".as_ptr()) == raw::REDISMODULE_OK as c_int
+        })
+    }
+}

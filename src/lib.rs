@@ -32,10 +32,10 @@ use redis_module::{raw, redis_module, Context, ModuleOptions, RedisString, Statu
 use std::ffi::CStr;
 use std::time::Duration;
 
-// Unit tests run without a server, so without its allocator.
-#[cfg(not(test))]
+// Unit tests and fuzz targets run without a server, so without its allocator.
+#[cfg(not(any(test, feature = "system-alloc")))]
 use redis_module::alloc::RedisAlloc as Allocator;
-#[cfg(test)]
+#[cfg(any(test, feature = "system-alloc"))]
 use std::alloc::System as Allocator;
 
 /// How often lapsed lease records are collected.
@@ -103,6 +103,7 @@ const fn command(
 
 fn register_commands(ctx: &Context) -> bool {
     COMMANDS.iter().all(|c| dispatch::register(ctx, c))
+        && dispatch::add_acl_category(ctx, &COMMANDS)
 }
 
 fn housekeeping(ctx: &Context, _: ()) {

@@ -240,6 +240,7 @@ extern "C" fn on_timeout(
     let bc = unsafe { raw::RedisModule_GetBlockedClientHandle.unwrap()(ctx.ctx) };
     if let Some((db, key)) = forget(bc) {
         count(db, &key, Event::WaitTimeout);
+        release(bc);
     }
     reply::array(&ctx, 3);
     reply::simple(&ctx, c"PENDING");
@@ -252,7 +253,17 @@ extern "C" fn on_disconnect(
     _ctx: *mut raw::RedisModuleCtx,
     bc: *mut raw::RedisModuleBlockedClient,
 ) {
-    forget(bc);
+    if forget(bc).is_some() {
+        release(bc);
+    }
+}
+
+/// Every blocked client must be unblocked once, even after a timeout or a disconnect, or the
+/// server keeps its handle. Waiters woken by the module were unblocked when taken off the list.
+fn release(bc: *mut raw::RedisModuleBlockedClient) {
+    unsafe {
+        raw::RedisModule_UnblockClient.unwrap()(bc, std::ptr::null_mut());
+    }
 }
 
 extern "C" fn free_private(_ctx: *mut raw::RedisModuleCtx, private: *mut c_void) {

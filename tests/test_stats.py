@@ -253,3 +253,24 @@ def test_stats_numbers_agree_with_replies(server):
     assert st["misses"] == seen["MISS"] and st["pending"] == seen["PENDING"]
     assert st["leases_granted"] == leases
     assert st["sets"] == sets and st["sets_refused"] == refused
+
+
+def test_info_agrees_with_stats_per_database(server):
+    """INFO cache: `cache_<field>` totals over all databases, and one `cache_db<N>:f=v,...`
+    line per database equal to CACHE.STATS in that database, field for field."""
+    r0, r1 = server.raw(), server.raw(db=1)
+    must_set(r0, "a:1", "v", tags=["t"])
+    gom(r0, "a:1")
+    gom(r0, "a:2")
+    must_set(r1, "b:1", "v", tags=["t", "u"])
+    r1.cmd("CACHE.GET", "b:1")
+    r1.cmd("CACHE.INVALIDATETAG", "u", "SOFT")
+    lines = dict(line.split(":", 1) for line in r0.cmd("INFO", "cache").decode().splitlines()
+                 if ":" in line and not line.startswith("#"))
+    s0, s1 = stats(r0), stats(r1)
+    for db, st in (("db0", s0), ("db1", s1)):
+        row = dict(kv.split("=", 1) for kv in lines[f"cache_{db}"].split(","))
+        assert row == {k: str(v) for k, v in st.items()}, db
+    for field in ("hits", "misses", "sets", "invalidated", "entries", "tags", "leases_granted"):
+        assert int(lines[f"cache_{field}"]) == s0[field] + s1[field], field
+    assert lines["cache_hit_ratio"] == "0.6667"
