@@ -4,7 +4,7 @@ PYTHON ?= python3
 MODULE := $(CURDIR)/target/release/librediscache.so
 RUN_PORT ?= 6390
 
-.PHONY: all setup build run test test-rust test-integration bench examples fuzz clean
+.PHONY: all setup build run test test-rust test-integration bench bench-tiny examples fuzz clean
 
 all: build
 
@@ -46,8 +46,15 @@ test: setup
 	$(MAKE) test-integration
 	$(MAKE) examples
 
+# The benchmark suite (scripts/bench/README.md): starts its own servers, prints one table with
+# every figure and its goal, writes scripts/bench/results.json. Full sizes take several minutes;
+# bench-tiny (< 60 s) only proves the suite works. BENCH_ARGS="--only tag" runs one section.
+BENCH_ARGS ?=
 bench: build
-	$(PYTHON) scripts/bench/run.py
+	$(PYTHON) scripts/bench/run.py --size full $(BENCH_ARGS)
+
+bench-tiny: build
+	$(PYTHON) scripts/bench/run.py --size tiny $(BENCH_ARGS)
 
 examples: build
 	@if [ -f examples/run.sh ]; then bash examples/run.sh; else echo "no examples/run.sh yet"; fi
