@@ -5,6 +5,7 @@ use crate::config;
 use crate::entry::{Entry, FOREVER};
 use crate::state;
 use redis_module::{native_types::RedisType, raw, RedisBuffer, RedisString};
+use std::borrow::Cow;
 use std::os::raw::{c_int, c_void};
 
 /// The RDB encoding written by this build. Version 1: value, fresh-until (ms), cost (ms),
@@ -197,40 +198,39 @@ unsafe extern "C" fn aof_rewrite(
 }
 
 /// Arguments of the `CACHE.SETTAGGED` that recreates an entry exactly: absolute fresh-until,
-/// stale window in ms, cost and tags.
+/// stale window in ms, cost and tags. Key, value and tags are borrowed, not copied.
 pub fn replication_args<'a>(
     key: &'a [u8],
     entry: &'a Entry,
     fresh_until: i64,
     stale_ms: Option<i64>,
     keep_ttl: bool,
-) -> Vec<Vec<u8>> {
-    let mut args: Vec<Vec<u8>> = vec![key.to_vec(), entry.value().to_vec()];
+) -> Vec<Cow<'a, [u8]>> {
+    let word = |w: &'static [u8]| Cow::Borrowed(w);
+    let number = |n: i64| Cow::Owned(n.to_string().into_bytes());
+    let mut args = vec![Cow::Borrowed(key), Cow::Borrowed(entry.value())];
     if fresh_until == FOREVER {
-        args.push(b"PERSIST".to_vec());
+        args.push(word(b"PERSIST"));
     } else {
-        args.push(b"PXAT".to_vec());
-        args.push(fresh_until.to_string().into_bytes());
+        args.extend([word(b"PXAT"), number(fresh_until)]);
     }
     if let Some(stale) = stale_ms {
-        args.push(b"PSTALE".to_vec());
-        args.push(stale.to_string().into_bytes());
+        args.extend([word(b"PSTALE"), number(stale)]);
     }
     if entry.cost_ms > 0 {
-        args.push(b"COST".to_vec());
-        args.push(entry.cost_ms.to_string().into_bytes());
+        args.extend([word(b"COST"), number(i64::from(entry.cost_ms))]);
     }
     if keep_ttl {
-        args.push(b"KEEPTTL".to_vec());
+        args.push(word(b"KEEPTTL"));
     }
     if entry.tags().next().is_some() {
-        args.push(b"TAGS".to_vec());
-        args.extend(entry.tags().map(|t| t.to_vec()));
+        args.push(word(b"TAGS"));
+        args.extend(entry.tags().map(Cow::Borrowed));
     }
     args
 }
 
-unsafe fn emit_aof(io: *mut raw::RedisModuleIO, args: &[Vec<u8>]) {
+unsafe fn emit_aof(io: *mut raw::RedisModuleIO, args: &[Cow<[u8]>]) {
     let Some(emit) = raw::RedisModule_EmitAOF else {
         return;
     };

@@ -112,23 +112,20 @@ pub fn set_tagged(ctx: &Context, args: &Args) -> RedisResult {
     }
     key.set_expire_at(if cmd.keep_ttl { kept_expire } else { expire_at });
     let (delimiter, max_ns) = (config::delimiter(), config::max_namespaces());
-    let replicated = match key.content() {
-        Content::Entry(entry) => {
-            state::with(|s| {
-                let d = s.db(db);
-                d.add(cmd.key, entry, gen, delimiter, max_ns);
-                if user {
-                    d.stats.record(cmd.key, Event::Set, delimiter, max_ns);
-                }
-            });
-            let stale = (fresh_until != FOREVER && !cmd.keep_ttl).then_some(stale_ms);
-            replication_args(cmd.key, entry, fresh_until, stale, cmd.keep_ttl)
-        }
-        _ => Vec::new(),
-    };
+    if let Content::Entry(entry) = key.content() {
+        state::with(|s| {
+            let d = s.db(db);
+            d.add(cmd.key, entry, gen, delimiter, max_ns);
+            if user {
+                d.stats.record(cmd.key, Event::Set, delimiter, max_ns);
+            }
+        });
+        let stale = (fresh_until != FOREVER && !cmd.keep_ttl).then_some(stale_ms);
+        let replicated = replication_args(cmd.key, entry, fresh_until, stale, cmd.keep_ttl);
+        let refs: Vec<&[u8]> = replicated.iter().map(|a| &**a).collect();
+        ctx.replicate("CACHE.SETTAGGED", refs.as_slice());
+    }
     drop(key);
-    let refs: Vec<&[u8]> = replicated.iter().map(Vec::as_slice).collect();
-    ctx.replicate("CACHE.SETTAGGED", refs.as_slice());
     if let Some(name) = args.raw(1) {
         notify(ctx, name);
     }

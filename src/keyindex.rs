@@ -2,6 +2,7 @@
 //! and numbered, so tag sets hold 4-byte ids instead of names.
 
 use crate::memberset::{Bytes, KeyId};
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -33,22 +34,26 @@ impl KeyIndex {
 
     /// The key's id, and whether it was added now.
     pub fn insert(&mut self, key: &[u8]) -> (KeyId, bool) {
-        if let Some(&id) = self.ordered.get(key) {
-            return (id, false);
-        }
+        // One tree search: a key is indexed after its previous value was unlinked, so it is
+        // almost always new and the name is allocated anyway.
         let name: Bytes = Arc::from(key);
-        let id = match self.free.pop() {
-            Some(id) => id,
-            None => {
-                self.names.push(None);
-                (self.names.len() - 1) as KeyId
-            }
+        let next = self
+            .free
+            .last()
+            .copied()
+            .unwrap_or(self.names.len() as KeyId);
+        let slot = match self.ordered.entry(name.clone()) {
+            Entry::Occupied(found) => return (*found.get(), false),
+            Entry::Vacant(slot) => slot,
         };
-        if let Some(slot) = self.names.get_mut(id as usize) {
-            *slot = Some(name.clone());
+        slot.insert(next);
+        if self.free.pop().is_none() {
+            self.names.push(None);
         }
-        self.ordered.insert(name, id);
-        (id, true)
+        if let Some(entry) = self.names.get_mut(next as usize) {
+            *entry = Some(name);
+        }
+        (next, true)
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<KeyId> {

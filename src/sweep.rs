@@ -13,8 +13,11 @@ use redis_module::{Context, ContextFlags};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Work per timer tick, and the pause between ticks, keep other clients' latency low.
-const SLICE: Duration = Duration::from_millis(2);
+/// Work per timer tick, and the pause between ticks, keep other clients' latency low. The key
+/// cap also bounds what a replica applies at once: the server wraps a timer's replicated DELs
+/// in one MULTI/EXEC per tick.
+const SLICE: Duration = Duration::from_millis(1);
+const MAX_KEYS_PER_TICK: usize = 512;
 const PAUSE: Duration = Duration::from_millis(1);
 const BATCH: usize = 64;
 
@@ -71,11 +74,13 @@ fn tick(ctx: &Context, _: ()) {
     let started = Instant::now();
     let primary = !ctx.get_flags().contains(ContextFlags::SLAVE);
     let mut more = true;
-    while started.elapsed() < SLICE {
+    let mut done = 0;
+    while started.elapsed() < SLICE && done < MAX_KEYS_PER_TICK {
         let Some(batch) = next_batch() else {
             more = false;
             break;
         };
+        done += batch.keys.len().max(1);
         if select_db(ctx, batch.db) {
             reclaim(ctx, &batch, primary);
         }

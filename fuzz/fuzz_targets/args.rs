@@ -168,7 +168,7 @@ fn replicate_and_reparse(
     let entry = Entry::new(cmd.value, cmd.tags.iter().copied(), fresh_until, cost_ms);
     let stale = (fresh_until != FOREVER && !cmd.keep_ttl).then_some(stale_ms);
     let replicated = replication_args(cmd.key, &entry, fresh_until, stale, cmd.keep_ttl);
-    let refs: Vec<&[u8]> = replicated.iter().map(Vec::as_slice).collect();
+    let refs: Vec<&[u8]> = replicated.iter().map(|a| &**a).collect();
     let again = match args::set_tagged(&refs, max_tags) {
         Ok(again) => again,
         Err(e) => panic!(
