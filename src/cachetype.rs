@@ -208,7 +208,8 @@ pub fn replication_args<'a>(
 ) -> Vec<Cow<'a, [u8]>> {
     let word = |w: &'static [u8]| Cow::Borrowed(w);
     let number = |n: i64| Cow::Owned(n.to_string().into_bytes());
-    let mut args = vec![Cow::Borrowed(key), Cow::Borrowed(entry.value())];
+    let mut args = Vec::with_capacity(12 + entry.tags().count());
+    args.extend([Cow::Borrowed(key), Cow::Borrowed(entry.value())]);
     if fresh_until == FOREVER {
         args.push(word(b"PERSIST"));
     } else {

@@ -123,7 +123,7 @@ pub fn set_tagged(ctx: &Context, args: &Args) -> RedisResult {
         let stale = (fresh_until != FOREVER && !cmd.keep_ttl).then_some(stale_ms);
         let replicated = replication_args(cmd.key, entry, fresh_until, stale, cmd.keep_ttl);
         let refs: Vec<&[u8]> = replicated.iter().map(|a| &**a).collect();
-        ctx.replicate("CACHE.SETTAGGED", refs.as_slice());
+        crate::dispatch::replicate(ctx, c"CACHE.SETTAGGED", &refs);
     }
     drop(key);
     if let Some(name) = args.raw(1) {

@@ -125,3 +125,33 @@ pub fn add_acl_category(ctx: &Context, commands: &[Command]) -> bool {
         })
     }
 }
+
+/// Replicates `command args...` (to replicas and the AOF) without intermediate copies.
+pub fn replicate(ctx: &Context, command: &CStr, args: &[&[u8]]) {
+    let (Some(create), Some(free), Some(replicate)) = (unsafe {
+        (
+            raw::RedisModule_CreateString,
+            raw::RedisModule_FreeString,
+            raw::RedisModule_Replicate,
+        )
+    }) else {
+        return;
+    };
+    let strings: Vec<*mut raw::RedisModuleString> = args
+        .iter()
+        .map(|a| unsafe { create(std::ptr::null_mut(), a.as_ptr().cast(), a.len()) })
+        .collect();
+    unsafe {
+        // "v": the server takes its own references to the strings.
+        replicate(
+            ctx.ctx,
+            command.as_ptr(),
+            c"v".as_ptr(),
+            strings.as_ptr(),
+            strings.len(),
+        );
+        for s in strings {
+            free(std::ptr::null_mut(), s);
+        }
+    }
+}

@@ -33,6 +33,11 @@ fn put_len(out: &mut Vec<u8>, mut n: usize) {
     }
 }
 
+/// How many bytes `put_len` writes for `n`.
+fn len_size(n: usize) -> usize {
+    (usize::BITS - n.leading_zeros()).max(1).div_ceil(7) as usize
+}
+
 /// Reads a length written by `put_len` at `*at`, moving past it.
 fn take_len(data: &[u8], at: &mut usize) -> usize {
     let mut n = 0usize;
@@ -87,11 +92,17 @@ pub enum Freshness {
 impl Entry {
     pub fn new<'t>(
         value: &[u8],
-        tags: impl IntoIterator<Item = &'t [u8]>,
+        tags: impl IntoIterator<Item = &'t [u8]> + Clone,
         fresh_until: i64,
         cost_ms: u32,
     ) -> Entry {
-        let mut data = Vec::with_capacity(value.len() + 2);
+        // Sized exactly up front: one allocation, no growth.
+        let tag_bytes: usize = tags
+            .clone()
+            .into_iter()
+            .map(|t| len_size(t.len()) + t.len())
+            .sum();
+        let mut data = Vec::with_capacity(len_size(value.len()) + value.len() + tag_bytes);
         put_len(&mut data, value.len());
         data.extend_from_slice(value);
         for tag in tags {
@@ -205,6 +216,15 @@ mod tests {
         let mut e = Entry::new(b"v", tags.iter().map(|t| t.as_bytes()), 1000, 0);
         e.gen = gen;
         e
+    }
+
+    #[test]
+    fn length_sizes() {
+        for n in [0usize, 1, 127, 128, 16_383, 16_384, usize::MAX] {
+            let mut out = Vec::new();
+            put_len(&mut out, n);
+            assert_eq!(out.len(), len_size(n), "{n}");
+        }
     }
 
     #[test]

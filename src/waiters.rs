@@ -118,6 +118,9 @@ fn unblock(waiter: Waiter, db: i32, key: &[u8], wake: Wake) {
 /// A set on `key`: every waiter answers with a fresh lookup.
 pub fn wake_on_set(_ctx: &Context, db: i32, key: &[u8]) {
     let woken = with(|w| {
+        if w.count == 0 {
+            return Vec::new();
+        }
         let list = w.by_key.remove(&(db, key.to_vec())).unwrap_or_default();
         w.count -= list.len();
         list
