@@ -6,10 +6,11 @@
 use crate::entry::{Entry, Freshness, TagInvalidation};
 use crate::keyindex::KeyIndex;
 use crate::leases::Leases;
-use crate::memberset::{Bytes, KeyId, MemberSet};
+use crate::memberset::{Bytes, IdHasher, KeyId, MemberSet};
 use crate::pattern::{self, Matcher};
 use crate::stats::Stats;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::BuildHasherDefault;
 use std::ops::Bound;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,6 +60,9 @@ pub struct Db {
     pub pending: HashMap<Bytes, TagInvalidation>,
     pub sweeps: VecDeque<Sweep>,
     pub pattern_sweeps: VecDeque<PatternSweep>,
+    /// Entries a replica's sweeper found dead, waiting for the primary's DEL; deleted by this
+    /// server's own sweeper if it is promoted first.
+    pub dead_on_replica: HashSet<KeyId, BuildHasherDefault<IdHasher>>,
     pub leases: Leases,
     pub stats: Stats,
 }
@@ -142,6 +146,24 @@ impl Db {
         }
     }
 
+    /// A replica keeps a dead entry until the primary's DEL; remember it in case of promotion.
+    pub fn mark_dead_on_replica(&mut self, key: &[u8]) {
+        if let Some(id) = self.keys.id(key) {
+            self.dead_on_replica.insert(id);
+        }
+    }
+
+    /// This server became a primary: the dead entries it was keeping go to the sweeper.
+    /// Returns whether there were any.
+    pub fn promote(&mut self) -> bool {
+        let ids = std::mem::take(&mut self.dead_on_replica);
+        let any = !ids.is_empty();
+        for id in ids {
+            self.doom(id);
+        }
+        any
+    }
+
     fn doom(&mut self, id: KeyId) {
         if !matches!(self.sweeps.back(), Some(Sweep { tag: None, .. })) {
             self.sweeps.push_back(Sweep {
@@ -162,6 +184,9 @@ impl Db {
         let Some(id) = self.keys.remove(key) else {
             return;
         };
+        if !self.dead_on_replica.is_empty() {
+            self.dead_on_replica.remove(&id);
+        }
         self.stats.entry_removed(key, delimiter);
         for tag in entry.tags() {
             if let Some(set) = self.tags.get_mut(tag) {
@@ -370,6 +395,7 @@ impl Db {
         self.pending = HashMap::new();
         self.sweeps = VecDeque::new();
         self.pattern_sweeps = VecDeque::new();
+        self.dead_on_replica = HashSet::default();
         self.leases.clear();
         self.stats.clear_entries();
     }
@@ -522,6 +548,24 @@ mod tests {
         assert!(
             matches!(db.invalidate_tag(b"none", false, 3, 0, false), TagWork::Now(k) if k.is_empty())
         );
+    }
+
+    #[test]
+    fn a_promoted_replica_sweeps_what_it_kept() {
+        let mut db = Db::default();
+        for k in ["a", "b"] {
+            db.add(k.as_bytes(), &mut entry(&[]), 1, b':', 10);
+            db.mark_dead_on_replica(k.as_bytes());
+        }
+        db.remove(b"b", &mut entry(&[]), b':');
+        assert!(db.promote());
+        let (_, _, keys) = db.next_to_sweep(10).expect("queued");
+        assert_eq!(
+            keys,
+            vec![Bytes::from(b"a".as_slice())],
+            "b was deleted by the primary meanwhile"
+        );
+        assert!(!db.promote());
     }
 
     #[test]

@@ -50,6 +50,10 @@ const SWAPDB: raw::RedisModuleEvent = raw::RedisModuleEvent {
     id: raw::REDISMODULE_EVENT_SWAPDB,
     dataver: 1,
 };
+const ROLE_CHANGED: raw::RedisModuleEvent = raw::RedisModuleEvent {
+    id: raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED,
+    dataver: 1,
+};
 
 /// Subscribes to the server events that carry a database number.
 pub fn subscribe(ctx: &Context) -> bool {
@@ -57,6 +61,7 @@ pub fn subscribe(ctx: &Context) -> bool {
     unsafe {
         subscribe(ctx.ctx, FLUSHDB, Some(on_flush)) == raw::REDISMODULE_OK as i32
             && subscribe(ctx.ctx, SWAPDB, Some(on_swapdb)) == raw::REDISMODULE_OK as i32
+            && subscribe(ctx.ctx, ROLE_CHANGED, Some(on_role_changed)) == raw::REDISMODULE_OK as i32
     }
 }
 
@@ -92,5 +97,22 @@ unsafe extern "C" fn on_swapdb(
 ) {
     if let Some(info) = data.cast::<raw::RedisModuleSwapDbInfo>().as_ref() {
         state::with(|s| s.swap(info.dbnum_first, info.dbnum_second));
+    }
+}
+
+/// A replica promoted to primary deletes the invalidated entries it was keeping for the old
+/// primary's DELs, which will not come now.
+unsafe extern "C" fn on_role_changed(
+    ctx: *mut raw::RedisModuleCtx,
+    _e: raw::RedisModuleEvent,
+    sub: u64,
+    _data: *mut c_void,
+) {
+    if sub != raw::REDISMODULE_EVENT_REPLROLECHANGED_NOW_MASTER {
+        return;
+    }
+    let any = state::with(|s| s.dbs_mut().fold(false, |any, (_, db)| db.promote() || any));
+    if any {
+        crate::sweep::start(&Context::new(ctx));
     }
 }

@@ -119,6 +119,7 @@ fn reclaim(ctx: &Context, batch: &Batch, primary: bool) {
                 ctx.replicate("DEL", &[&**name][..]);
             } else {
                 entry.dead = true;
+                state::with(|s| s.db(db).mark_dead_on_replica(name));
             }
             continue;
         }

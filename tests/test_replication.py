@@ -143,3 +143,24 @@ def test_replica_reads(make_server):
     # Writes are refused on a read-only replica.
     reply = settag(rr, "k2", "v")
     assert str(getattr(reply, "msg", "")).startswith("READONLY"), reply
+
+
+def test_replica_promoted_mid_sweep_reclaims_what_it_kept(make_server):
+    """A large tag invalidation is swept by the primary, which sends DELs. If the primary dies
+    before they all arrive, the promoted replica deletes the rest itself (they are never
+    served in between)."""
+    p, rep = pair(make_server)
+    rep.replicaof(p)
+    rep.wait_sync(p)
+    r, rr = p.raw(), rep.raw()
+    r.pipeline([["CACHE.SETTAGGED", f"e{i}", "v", "TAGS", "big"] for i in range(20000)])
+    must_set(r, "keep", "v", tags=["other"])
+    rep.wait_sync(p)
+    assert r.cmd("CACHE.INVALIDATETAG", "big") == 20000
+    p.kill9()
+    assert rr.cmd("DBSIZE") > 1, "some DELs must still be missing for this test to mean anything"
+    assert rr.cmd("CACHE.GET", "e19999") is None
+    assert rr.cmd("REPLICAOF", "NO", "ONE") == OK
+    wait_until(lambda: rr.cmd("DBSIZE") == 1, timeout=20, what="promoted replica swept")
+    assert rr.cmd("CACHE.GET", "keep") == b"v"
+    assert stats(rr)["entries"] == 1
