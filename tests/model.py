@@ -139,6 +139,10 @@ class Model:
         self.seq = 0
         self.new_bounds = []  # (time, relative?) of boundaries created by the last operation
         self.count_stats = True  # False: commands come from a primary / the AOF
+        # Redis 7.0 reports EXPIRE with a past time as a `del` (a write: the lease is void);
+        # Valkey 9 reports it as `expired`, which the module cannot tell from a natural expiry
+        # (which keeps the lease, so a refresh in flight may still store). README: Decisions.
+        self.past_expire_voids_lease = True
 
     # -- helpers ---------------------------------------------------------------------------
     def _live(self, db, key, now):
@@ -344,7 +348,10 @@ class Model:
         if e is None:
             return 0
         if ms <= 0:
-            return self.delete(d, key, now)
+            if self.past_expire_voids_lease:
+                return self.delete(d, key, now)
+            del db.keys[key]
+            return 1
         e.expire_at = now + ms
         self._bound(e.expire_at)
         return 1

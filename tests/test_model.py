@@ -93,6 +93,7 @@ class Driver:
         self.c, self.seed, self.log = conn, seed, log
         self.rng = random.Random(seed)
         self.model = Model(ndbs=NDBS, max_tags=MAX_TAGS, lease_ms=LEASE_DEFAULT, margin=MARGIN)
+        self.model.past_expire_voids_lease = b"valkey_version" not in conn.call(b"INFO", b"server")
         self.zones = Zones()
         self.db = 0
         self.tokens = []          # every token seen (reused as stale tokens)
