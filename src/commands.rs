@@ -230,11 +230,7 @@ pub fn get_or_mark(ctx: &Context, args: &Args) -> RedisResult {
     let lease_ms = cmd.lease_ms.unwrap_or_else(config::lease_ms);
     let db = selected_db(ctx);
     let key = Key::open_arg(ctx, args.raw(1), false);
-    let entry = match key.content() {
-        Content::Other => return Err(error::wrong_type()),
-        Content::Empty => None,
-        Content::Entry(e) => Some(&*e),
-    };
+    let entry = read_entry(&key)?;
     let lookup = decide(db, cmd.key, entry, lease_ms, now_ms());
     if let (Lookup::Pending, true) = (&lookup, cmd.wait_ms > 0) {
         drop(key);
@@ -244,6 +240,15 @@ pub fn get_or_mark(ctx: &Context, args: &Args) -> RedisResult {
     Ok(RedisValue::NoReply)
 }
 
+/// The entry a command's key holds, None for no key; WRONGTYPE for another type.
+fn read_entry(key: &Key) -> Result<Option<&Entry>, RedisError> {
+    match key.content() {
+        Content::Other => Err(error::wrong_type()),
+        Content::Empty => Ok(None),
+        Content::Entry(e) => Ok(Some(e)),
+    }
+}
+
 /// CACHE.GET key
 pub fn get(ctx: &Context, args: &Args) -> RedisResult {
     let (Some(key_name), 2) = (args.get(1), args.len()) else {
@@ -251,11 +256,7 @@ pub fn get(ctx: &Context, args: &Args) -> RedisResult {
     };
     let db = selected_db(ctx);
     let key = Key::open_arg(ctx, args.raw(1), false);
-    let entry = match key.content() {
-        Content::Other => return Err(error::wrong_type()),
-        Content::Empty => None,
-        Content::Entry(e) => Some(&*e),
-    };
+    let entry = read_entry(&key)?;
     let now = now_ms();
     let (delimiter, max_ns) = (config::delimiter(), config::max_namespaces());
     let served = state::with(|s| {

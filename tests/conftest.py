@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from cachelib import wait_until
 import redis
 
 from resp import Err, RawClient
@@ -42,19 +44,6 @@ def free_port():
         if port not in FORBIDDEN_PORTS and port < 55535:
             return port
     raise RuntimeError("no free port found")
-
-
-def wait_until(pred, timeout=10.0, interval=0.02, what="condition"):
-    """Poll pred() until it returns a truthy value; bounded. Returns that value."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        last = pred()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-        time.sleep(interval)
 
 
 def server_version(binary):
