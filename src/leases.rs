@@ -8,6 +8,13 @@
 use crate::pattern;
 use std::collections::HashMap;
 
+/// Lease records per database at most: past it an arbitrary one is dropped (its holder's set
+/// is refused: one extra recompute), so a flood of distinct misses cannot grow memory.
+pub const MAX_LEASES: usize = 1_000_000;
+/// Tag-invalidation records kept for outstanding leases at most: past it every outstanding
+/// lease is voided instead (sets refused, never a stale set), keeping checks and memory bounded.
+pub const MAX_VOIDS: usize = 10_000;
+
 /// How long a lease record outlives its protection window, at least. A client whose compute
 /// takes longer than this past its lease loses the right to store (one extra recompute).
 pub const MIN_RETENTION_MS: i64 = 60_000;
@@ -52,6 +59,11 @@ impl Leases {
     }
 
     pub fn grant(&mut self, key: &[u8], token: u64, seq: u64, now: i64, lease_ms: i64) {
+        if self.by_key.len() >= MAX_LEASES && !self.by_key.contains_key(key) {
+            if let Some(victim) = self.by_key.keys().next().cloned() {
+                self.by_key.remove(&victim);
+            }
+        }
         let protect_until = now.saturating_add(lease_ms);
         let keep_until =
             protect_until.saturating_add(lease_ms.saturating_mul(10).max(MIN_RETENTION_MS));
@@ -106,12 +118,20 @@ impl Leases {
     pub fn void_tag(&mut self, tag: &[u8], seq: u64) {
         if !self.by_key.is_empty() {
             self.tag_voids.insert(tag.to_vec(), seq);
+            self.bound_voids();
         }
     }
 
     pub fn void_tag_pattern(&mut self, pat: &[u8], seq: u64) {
         if !self.by_key.is_empty() {
             self.pattern_voids.push((pat.to_vec(), seq));
+            self.bound_voids();
+        }
+    }
+
+    fn bound_voids(&mut self) {
+        if self.tag_voids.len() + self.pattern_voids.len() > MAX_VOIDS {
+            self.clear();
         }
     }
 
@@ -203,6 +223,17 @@ mod tests {
         assert!(!l.redeem(b"a:1", 1, &NONE));
         l.void_key(b"b:1");
         assert!(!l.redeem(b"b:1", 2, &NONE));
+    }
+
+    #[test]
+    fn void_records_are_bounded_by_voiding_everything() {
+        let mut l = Leases::default();
+        l.grant(b"k", 1, 0, 0, 10);
+        for i in 0..=MAX_VOIDS {
+            l.void_tag(format!("t{i}").as_bytes(), 1);
+        }
+        assert!(l.is_empty() && l.tag_voids.is_empty());
+        assert!(!l.redeem(b"k", 1, &NONE), "refused, never a stale set");
     }
 
     #[test]
