@@ -112,69 +112,64 @@ fn match_from(pat: &[u8], s: &[u8], skip_longer: &mut bool, nesting: u32) -> boo
     p >= pat.len() && i == s.len()
 }
 
-/// The bytes every matching string starts with.
-pub fn literal_prefix(pattern: &[u8]) -> Vec<u8> {
-    let mut prefix = Vec::new();
+/// One piece of a pattern as `matches` reads it: a byte that must match itself (escapes
+/// resolved), or anything else (`*`, `?`, a `[...]` class).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Token {
+    Literal(u8),
+    Wild,
+}
+
+fn tokens(pattern: &[u8]) -> impl Iterator<Item = Token> + '_ {
     let mut p = 0;
-    while p < pattern.len() {
-        match pattern[p] {
-            b'*' | b'?' | b'[' => break,
+    std::iter::from_fn(move || {
+        let token = match *pattern.get(p)? {
+            b'*' | b'?' => {
+                p += 1;
+                Token::Wild
+            }
+            b'[' => {
+                p = class_end(pattern, p + 1);
+                Token::Wild
+            }
             b'\\' if p + 1 < pattern.len() => {
-                prefix.push(pattern[p + 1]);
                 p += 2;
+                Token::Literal(pattern[p - 1])
             }
             b => {
-                prefix.push(b);
                 p += 1;
+                Token::Literal(b)
             }
-        }
+        };
+        Some(token)
+    })
+}
+
+fn literal(token: Token) -> Option<u8> {
+    match token {
+        Token::Literal(b) => Some(b),
+        Token::Wild => None,
     }
-    prefix
+}
+
+/// The bytes every matching string starts with.
+pub fn literal_prefix(pattern: &[u8]) -> Vec<u8> {
+    tokens(pattern).map_while(literal).collect()
 }
 
 /// The one string a pattern matches when it has no wildcard (escapes resolved), else None.
 pub fn as_literal(pattern: &[u8]) -> Option<Vec<u8>> {
-    let prefix = literal_prefix(pattern);
-    let consumed = pattern.len() - count_unconsumed(pattern);
-    (consumed == pattern.len()).then_some(prefix)
-}
-
-/// How many pattern bytes follow the literal prefix.
-fn count_unconsumed(pattern: &[u8]) -> usize {
-    let mut p = 0;
-    while p < pattern.len() {
-        match pattern[p] {
-            b'*' | b'?' | b'[' => return pattern.len() - p,
-            b'\\' if p + 1 < pattern.len() => p += 2,
-            _ => p += 1,
-        }
-    }
-    0
+    tokens(pattern).map(literal).collect()
 }
 
 /// The bytes every matching string ends with: the literal run after the pattern's last
-/// wildcard or class, escapes resolved. Tokenizes exactly as `matches` reads the pattern.
+/// wildcard or class, escapes resolved.
 pub fn literal_suffix(pattern: &[u8]) -> Vec<u8> {
     let mut suffix = Vec::new();
-    let mut p = 0;
-    while p < pattern.len() {
-        match pattern[p] {
-            b'*' | b'?' => {
-                suffix.clear();
-                p += 1;
-            }
-            b'[' => {
-                suffix.clear();
-                p = class_end(pattern, p + 1);
-            }
-            b'\\' if p + 1 < pattern.len() => {
-                suffix.push(pattern[p + 1]);
-                p += 2;
-            }
-            b => {
-                suffix.push(b);
-                p += 1;
-            }
+    for token in tokens(pattern) {
+        match token {
+            Token::Literal(b) => suffix.push(b),
+            Token::Wild => suffix.clear(),
         }
     }
     suffix
