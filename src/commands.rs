@@ -210,12 +210,12 @@ impl Events {
 pub fn reply_lookup(ctx: &Context, lookup: &Lookup, value: Option<&[u8]>) {
     reply::array(ctx, 3);
     let (state, value, token) = match *lookup {
-        Lookup::Hit(t) => (c"HIT", value, t),
-        Lookup::Stale(t) => (c"STALE", value, t),
-        Lookup::Miss(t) => (c"MISS", None, Some(t)),
-        Lookup::Pending => (c"PENDING", None, None),
+        Lookup::Hit(t) => (&b"HIT"[..], value, t),
+        Lookup::Stale(t) => (&b"STALE"[..], value, t),
+        Lookup::Miss(t) => (&b"MISS"[..], None, Some(t)),
+        Lookup::Pending => (&b"PENDING"[..], None, None),
     };
-    reply::simple(ctx, state);
+    reply::bulk(ctx, state);
     reply::bulk_or_null(ctx, value);
     match token {
         Some(t) => reply::bulk(ctx, format_token(t).as_bytes()),
@@ -446,7 +446,7 @@ pub enum StatValue {
 fn reply_fields(ctx: &Context, fields: &[(&str, StatValue)]) {
     reply::map(ctx, fields.len());
     for (name, value) in fields {
-        ctx.reply_simple_string(name);
+        reply::bulk(ctx, name.as_bytes());
         match value {
             StatValue::Int(n) => reply::int(ctx, i64::try_from(*n).unwrap_or(i64::MAX)),
             StatValue::Text(t) => reply::bulk(ctx, t.as_bytes()),

@@ -246,7 +246,7 @@ extern "C" fn on_timeout(
         release(bc);
     }
     reply::array(&ctx, 3);
-    reply::simple(&ctx, c"PENDING");
+    reply::bulk(&ctx, b"PENDING");
     reply::null(&ctx);
     reply::null(&ctx);
     raw::REDISMODULE_OK as c_int

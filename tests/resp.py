@@ -4,7 +4,7 @@ redis-py hides two things these tests must check: it strips the `ERR ` code from
 it returns simple strings (`+HIT`) and bulk strings (`$3 HIT`) alike as bytes. This client keeps
 both apart:
 
-- simple string  -> S("HIT")        (an instance of S, never equal to b"HIT")
+- simple string  -> S("OK")         (an instance of S, never equal to b"OK")
 - error          -> Err("ERR ...")  (returned, not raised, with the full text including the code)
 - bulk string    -> bytes
 - integer        -> int

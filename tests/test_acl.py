@@ -49,8 +49,8 @@ def test_pattern_invalidation_touches_only_permitted_keys(tenants):
 def test_soft_pattern_invalidation_too(tenants):
     admin, user, _ = tenants
     assert user.cmd("CACHE.INVALIDATE", "*", "SOFT") == 3
-    assert gom(admin, "tenantB:0")[0] == S("HIT")
-    assert gom(admin, "tenantA:0")[0] == S("STALE")
+    assert gom(admin, "tenantB:0")[0] == b"HIT"
+    assert gom(admin, "tenantA:0")[0] == b"STALE"
 
 
 def test_shared_tag_invalidation_touches_only_permitted_keys(tenants):

@@ -45,7 +45,7 @@ def test_deny_oom_refuses_sets_but_not_reads(r):
         reply = r.cmd("CACHE.SETTAGGED", "k2", "v")
         assert reply.msg.startswith("OOM"), reply
         assert r.cmd("CACHE.GET", "k") == b"v"
-        assert r.cmd("CACHE.GETORMARK", "k")[0] == S("HIT")
+        assert r.cmd("CACHE.GETORMARK", "k")[0] == b"HIT"
     finally:
         r.cmd("CONFIG", "SET", "maxmemory", "0")
 

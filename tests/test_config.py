@@ -140,10 +140,10 @@ def test_default_ttl_and_stale_effect(r):
 def test_lease_ms_effect(r):
     assert r.cmd("CONFIG", "SET", "cache.lease-ms", "100") == OK
     t1 = gom(r, "k")[2]
-    assert gom(r, "k")[0] == S("PENDING")
+    assert gom(r, "k")[0] == b"PENDING"
     time.sleep(0.2)
     rep = gom(r, "k")
-    assert rep[0] == S("MISS") and rep[2] != t1
+    assert rep[0] == b"MISS" and rep[2] != t1
 
 
 def test_max_tags_effect_on_existing_entries(r):

@@ -140,7 +140,7 @@ def test_getormark_errors_change_nothing(seeded, opts, err, key):
     assert snapshot(r) == before
     if key == "fresh-key":
         # No lease was granted by the failed call.
-        assert gom(r, key)[0] == S("MISS")
+        assert gom(r, key)[0] == b"MISS"
 
 
 @pytest.mark.parametrize("cmd", ["CACHE.INVALIDATE", "CACHE.INVALIDATETAG"])

@@ -8,7 +8,7 @@ from cachelib import OK, S, Err, settag, must_set, gom, stats, WRONGTYPE
 
 def token_of(reply, state):
     assert isinstance(reply, list) and len(reply) == 3, reply
-    assert reply[0] == S(state), reply
+    assert reply[0] == state.encode(), reply
     tok = reply[2]
     assert isinstance(tok, bytes) and tok, reply
     return tok
@@ -18,16 +18,16 @@ def test_miss_pending_set_hit(server):
     a, b = server.raw(), server.raw()
     t = token_of(gom(a, "k"), "MISS")
     assert gom(a, "k")[1] is None
-    assert gom(b, "k") == [S("PENDING"), None, None]
+    assert gom(b, "k") == [b"PENDING", None, None]
     assert settag(a, "k", "v", "LEASE", t, "TAGS", "x") == OK
-    assert gom(b, "k") == [S("HIT"), b"v", None]
+    assert gom(b, "k") == [b"HIT", b"v", None]
     assert a.cmd("CACHE.TAGS", "k") == [b"x"]
 
 
 def test_miss_reply_exact_shape(r):
     reply = gom(r, "k")
     assert len(reply) == 3
-    assert reply[0] == S("MISS") and reply[1] is None and isinstance(reply[2], bytes)
+    assert reply[0] == b"MISS" and reply[1] is None and isinstance(reply[2], bytes)
 
 
 def test_tokens_are_distinct(r):
@@ -70,7 +70,7 @@ def test_refused_set_leaves_existing_entry(r):
 
 def test_lease_lapse_gives_new_token_and_voids_old(r):
     t1 = token_of(gom(r, "k", "LEASE", "100"), "MISS")
-    assert gom(r, "k") == [S("PENDING"), None, None]
+    assert gom(r, "k") == [b"PENDING", None, None]
     time.sleep(0.2)
     t2 = token_of(gom(r, "k"), "MISS")
     assert t2 != t1
@@ -89,7 +89,7 @@ def test_default_lease_from_config(r):
     assert r.cmd("CONFIG", "SET", "cache.lease-ms", "300") == OK
     t1 = token_of(gom(r, "k"), "MISS")
     time.sleep(0.1)
-    assert gom(r, "k") == [S("PENDING"), None, None]
+    assert gom(r, "k") == [b"PENDING", None, None]
     time.sleep(0.35)
     t2 = token_of(gom(r, "k"), "MISS")
     assert t1 != t2
@@ -101,7 +101,7 @@ def test_set_without_lease_voids_token(r):
     assert settag(r, "k", "late", "LEASE", t) is None
     assert r.cmd("CACHE.GET", "k") == b"direct"
     # The lease ended: no PENDING now, the entry is there.
-    assert gom(r, "k") == [S("HIT"), b"direct", None]
+    assert gom(r, "k") == [b"HIT", b"direct", None]
 
 
 def test_del_then_getormark_is_miss(r):
@@ -117,10 +117,10 @@ def test_stale_flow(server):
     ra = gom(a, "k")
     t = token_of(ra, "STALE")
     assert ra[1] == b"v"
-    assert gom(b, "k") == [S("STALE"), b"v", None]
+    assert gom(b, "k") == [b"STALE", b"v", None]
     assert b.cmd("CACHE.GET", "k") == b"v"
     assert settag(a, "k", "v2", "EX", "10", "LEASE", t, "TAGS", "t") == OK
-    assert gom(b, "k") == [S("HIT"), b"v2", None]
+    assert gom(b, "k") == [b"HIT", b"v2", None]
     st = stats(a)
     assert st["stale_hits"] == 3 and st["hits"] == 1 and st["leases_granted"] == 1
 
@@ -129,7 +129,7 @@ def test_stale_lease_lapses(r):
     must_set(r, "k", "v", "PX", "50", "STALE", "10")
     time.sleep(0.1)
     t1 = token_of(gom(r, "k", "LEASE", "100"), "STALE")
-    assert gom(r, "k") == [S("STALE"), b"v", None]
+    assert gom(r, "k") == [b"STALE", b"v", None]
     time.sleep(0.2)
     t2 = token_of(gom(r, "k"), "STALE")
     assert t1 != t2
@@ -175,7 +175,7 @@ def test_wait_woken_by_set(server):
     _wait_blocked(server)
     assert settag(a, "k", "v", "LEASE", t) == OK
     th.join(5)
-    assert out["reply"] == [S("HIT"), b"v", None]
+    assert out["reply"] == [b"HIT", b"v", None]
     assert out["elapsed"] < 2.0
     assert stats(a)["pending"] >= 1
 
@@ -188,7 +188,7 @@ def test_wait_several_clients_woken(server):
     assert settag(a, "k", "v", "LEASE", t) == OK
     for th, out in waiters:
         th.join(5)
-        assert out["reply"] == [S("HIT"), b"v", None]
+        assert out["reply"] == [b"HIT", b"v", None]
 
 
 def test_wait_timeout_gives_pending(server):
@@ -196,7 +196,7 @@ def test_wait_timeout_gives_pending(server):
     token_of(gom(a, "k", "LEASE", "5000"), "MISS")
     th, out = _wait_in_thread(server, "k", "WAIT", "200")
     th.join(5)
-    assert out["reply"] == [S("PENDING"), None, None]
+    assert out["reply"] == [b"PENDING", None, None]
     assert 0.15 < out["elapsed"] < 2.0
 
 
@@ -215,13 +215,13 @@ def test_wait_lease_lapse_gives_miss(server):
 def test_wait_zero_does_not_wait(r):
     token_of(gom(r, "k", "LEASE", "5000"), "MISS")
     t0 = time.monotonic()
-    assert gom(r, "k", "WAIT", "0") == [S("PENDING"), None, None]
+    assert gom(r, "k", "WAIT", "0") == [b"PENDING", None, None]
     assert time.monotonic() - t0 < 0.5
 
 
 def test_wait_on_hit_returns_at_once(r):
     must_set(r, "k", "v")
-    assert gom(r, "k", "WAIT", "5000") == [S("HIT"), b"v", None]
+    assert gom(r, "k", "WAIT", "5000") == [b"HIT", b"v", None]
 
 
 def test_wait_inside_multi_does_not_block(server):
@@ -230,7 +230,7 @@ def test_wait_inside_multi_does_not_block(server):
     assert b.cmd("MULTI") == OK
     assert b.cmd("CACHE.GETORMARK", "k", "WAIT", "2000") == S("QUEUED")
     t0 = time.monotonic()
-    assert b.cmd("EXEC") == [[S("PENDING"), None, None]]
+    assert b.cmd("EXEC") == [[b"PENDING", None, None]]
     assert time.monotonic() - t0 < 1.0
 
 
@@ -254,7 +254,7 @@ def test_early_refresh_with_cost(r):
     assert first[1] == b"v"
     # While that lease is out, nobody else is chosen.
     for _ in range(5):
-        assert gom(r, "k") == [S("HIT"), b"v", None]
+        assert gom(r, "k") == [b"HIT", b"v", None]
     assert settag(r, "k", "v2", "PX", "2000", "LEASE", t) == OK
     st = stats(r)
     assert st["hits"] == 6 and st["leases_granted"] == 1 and st["misses"] == 0
@@ -263,7 +263,7 @@ def test_early_refresh_with_cost(r):
 def test_no_early_refresh_without_cost(r):
     must_set(r, "k", "v", "PX", "1000")
     for _ in range(20):
-        assert gom(r, "k") == [S("HIT"), b"v", None]
+        assert gom(r, "k") == [b"HIT", b"v", None]
     assert stats(r)["leases_granted"] == 0
 
 
@@ -271,23 +271,23 @@ def test_no_early_refresh_with_beta_zero(r):
     assert r.cmd("CONFIG", "SET", "cache.early-beta", "0") == OK
     must_set(r, "k", "v", "PX", "2000", "COST", "10000000")
     for _ in range(20):
-        assert gom(r, "k") == [S("HIT"), b"v", None]
+        assert gom(r, "k") == [b"HIT", b"v", None]
 
 
 def test_no_early_refresh_far_from_expiry(r):
     # cost 1 ms, 1000 s left: -ln(rand) would have to exceed 10^6.
     must_set(r, "k", "v", "EX", "1000", "COST", "1")
     for _ in range(50):
-        assert gom(r, "k") == [S("HIT"), b"v", None]
+        assert gom(r, "k") == [b"HIT", b"v", None]
 
 
 def test_lookup_counters(server):
     a, b = server.raw(), server.raw()
     t = token_of(gom(a, "k"), "MISS")          # misses 1, leases 1
-    assert gom(b, "k")[0] == S("PENDING")     # pending 1
+    assert gom(b, "k")[0] == b"PENDING"     # pending 1
     assert b.cmd("CACHE.GET", "k") is None    # misses 2
     assert settag(a, "k", "v", "LEASE", t) == OK   # sets 1
-    assert gom(b, "k")[0] == S("HIT")         # hits 1
+    assert gom(b, "k")[0] == b"HIT"         # hits 1
     assert b.cmd("CACHE.GET", "k") == b"v"    # hits 2
     assert settag(a, "k", "v", "LEASE", t) is None  # refused 1
     st = stats(a)

@@ -150,7 +150,7 @@ def run_key_pattern(r, rng, pattern, soft):
         assert remaining == w.entries | w.plain, pattern
         states = r.pipeline([["CACHE.GETORMARK", k] for k in sorted(w.entries)])
         for k, st in zip(sorted(w.entries), states):
-            want = S("STALE") if k in expected else S("HIT")
+            want = b"STALE" if k in expected else b"HIT"
             assert st[0] == want and st[1] == b"v:" + k, (pattern, k, st)
     else:
         assert remaining == (w.entries - expected) | w.plain, (pattern, sorted(expected))
@@ -171,9 +171,9 @@ def run_tag_pattern(r, rng, pattern, soft):
     got = r.pipeline([["CACHE.GETORMARK", k] for k in sorted(w.entries)])
     for k, st in zip(sorted(w.entries), got):
         if k in expected:
-            want = [S("STALE"), b"v:" + k] if soft else [S("MISS"), None]
+            want = [b"STALE", b"v:" + k] if soft else [b"MISS", None]
         else:
-            want = [S("HIT"), b"v:" + k]
+            want = [b"HIT", b"v:" + k]
         assert st[:2] == want, (pattern, k, w.tags[k], st)
     w.check_plain_untouched()
     return w, expected

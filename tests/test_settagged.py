@@ -30,14 +30,14 @@ def test_binary_safe_key_value_tags(r):
     assert r.cmd("CACHE.TAGS", key) == tags
     for t in tags:
         assert tagscan_all(r, t) == {key}
-    assert gom(r, key) == [S("HIT"), val, None]
+    assert gom(r, key) == [b"HIT", val, None]
     assert r.cmd("CACHE.GET", b"bin") is None
 
 
 def test_empty_value(r):
     assert settag(r, "k", b"") == OK
     assert r.cmd("CACHE.GET", "k") == b""
-    assert gom(r, "k") == [S("HIT"), b"", None]
+    assert gom(r, "k") == [b"HIT", b"", None]
 
 
 def test_large_value(r):
@@ -107,10 +107,10 @@ def test_ex_px_stale_set_key_ttl(r):
 
 def test_fresh_then_stale_then_gone(r):
     must_set(r, "k", "v", "PX", "150", "STALE", "1")
-    assert gom(r, "k") == [S("HIT"), b"v", None]
+    assert gom(r, "k") == [b"HIT", b"v", None]
     time.sleep(0.25)
     st = gom(r, "k")
-    assert st[0] == S("STALE") and st[1] == b"v" and isinstance(st[2], bytes)
+    assert st[0] == b"STALE" and st[1] == b"v" and isinstance(st[2], bytes)
     assert r.cmd("CACHE.GET", "k") == b"v"
     time.sleep(1.0)
     assert r.cmd("CACHE.GET", "k") is None
