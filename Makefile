@@ -7,7 +7,7 @@ PYTHON ?= python3
 MODULE := $(CURDIR)/target/release/librediscache.so
 RUN_PORT ?= 6390
 
-.PHONY: all setup build run test test-rust test-integration bench bench-tiny examples fuzz clean
+.PHONY: all setup build run test test-rust test-integration test-clients bench bench-tiny examples fuzz clean
 
 all: build
 
@@ -44,10 +44,22 @@ test-integration: build
 	fi; \
 	exit $$status
 
+# The client packages (clients/<lang>/test.sh each: its own tests and the frameworks' suites).
+# Every package runs even if one fails.
+test-clients: build
+	@status=0; \
+	for t in clients/*/test.sh; do \
+		[ -f "$$t" ] || continue; \
+		echo "== client tests: $$t"; \
+		CACHE_MODULE=$(MODULE) bash "$$t" || status=1; \
+	done; \
+	exit $$status
+
 test: setup
 	$(MAKE) test-rust
 	$(MAKE) test-integration
 	$(MAKE) examples
+	$(MAKE) test-clients
 
 # The benchmark suite (scripts/bench/README.md): starts its own servers, prints one table with
 # every figure and its goal, writes scripts/bench/results.json. Full sizes take several minutes;
