@@ -169,7 +169,19 @@ unsafe extern "C" fn rdb_load(io: *mut raw::RedisModuleIO, encver: c_int) -> *mu
         return std::ptr::null_mut();
     }
     match decode_entry(&mut IoReader(io)) {
-        Some(entry) => Box::into_raw(Box::new(entry)).cast(),
+        Some(entry) => {
+            let value = Box::into_raw(Box::new(entry));
+            // The `loaded`/`restore` event that follows indexes it under this name without
+            // opening the key (which would touch its LRU/LFU and count a keyspace hit).
+            // SAFETY: `io` is the server's live IO context of this load.
+            let db = raw::RedisModule_GetDbIdFromIO.map_or(0, |f| f(io));
+            let name = raw::RedisModule_GetKeyNameFromIO.map_or(std::ptr::null(), |f| f(io));
+            if !name.is_null() {
+                let key = RedisString::string_as_slice(name.cast_mut());
+                crate::events::ARRIVALS.loaded.put(value, key, db);
+            }
+            value.cast()
+        }
         None => {
             redis_module::logging::log_warning("cache: truncated or corrupted entry in RDB");
             std::ptr::null_mut()
@@ -277,6 +289,7 @@ unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void)
 /// May run on a lazy-free thread (FLUSHALL ASYNC): touches nothing but the entry.
 unsafe extern "C" fn free(value: *mut c_void) {
     if !value.is_null() {
+        crate::events::ARRIVALS.forget(value.cast());
         drop(Box::from_raw(value.cast::<Entry>()));
     }
 }
@@ -292,10 +305,13 @@ unsafe extern "C" fn unlink2(ctx: *mut raw::RedisModuleKeyOptCtx, value: *const 
     let db = raw::RedisModule_GetDbIdFromOptCtx.unwrap()(ctx);
     let delimiter = config::delimiter();
     state::with(|s| s.db(db).remove(key, entry, delimiter));
+    // RENAME/MOVE: the value lives on under the target, indexed by its `rename_to`/`move_to`
+    // event from here (any other removal frees it next, which clears this).
+    crate::events::ARRIVALS.moved.put(entry, key, db);
 }
 
 /// COPY: the copy carries the source's pending invalidations; it is indexed by the `copy_to`
-/// event once it exists.
+/// event once it exists (handed over here, so that event need not open the key).
 unsafe extern "C" fn copy2(
     ctx: *mut raw::RedisModuleKeyOptCtx,
     value: *const c_void,
@@ -309,7 +325,15 @@ unsafe extern "C" fn copy2(
     );
     let mut copy = entry.duplicate();
     state::with(|s| s.db(from_db).materialize(from_key, &mut copy));
-    Box::into_raw(Box::new(copy)).cast()
+    let value = Box::into_raw(Box::new(copy));
+    // SAFETY: the server's key-option context of this COPY; it names the target.
+    let to_db = raw::RedisModule_GetToDbIdFromOptCtx.map_or(from_db, |f| f(ctx));
+    let to_key = raw::RedisModule_GetToKeyNameFromOptCtx.map_or(std::ptr::null(), |f| f(ctx));
+    if !to_key.is_null() {
+        let to_key = RedisString::string_as_slice(to_key.cast_mut());
+        crate::events::ARRIVALS.copied.put(value, to_key, to_db);
+    }
+    value.cast()
 }
 
 #[cfg(test)]

@@ -400,6 +400,29 @@ impl Db {
         self.stats.clear_entries();
     }
 
+    /// Takes over the index of `staged` (a replica's async load, now swapped in); counters
+    /// stay, leases go as in a flush.
+    pub fn adopt(&mut self, staged: Db) {
+        let Db {
+            keys,
+            tags,
+            pending,
+            sweeps,
+            pattern_sweeps,
+            dead_on_replica,
+            leases: _,
+            stats,
+        } = staged;
+        self.keys = keys;
+        self.tags = tags;
+        self.pending = pending;
+        self.sweeps = sweeps;
+        self.pattern_sweeps = pattern_sweeps;
+        self.dead_on_replica = dead_on_replica;
+        self.leases.clear();
+        self.stats.adopt_entries(&stats);
+    }
+
     pub fn entries(&self) -> usize {
         self.keys.len()
     }

@@ -38,11 +38,44 @@ use redis_module::alloc::RedisAlloc as Allocator;
 #[cfg(any(test, feature = "system-alloc"))]
 use std::alloc::System as Allocator;
 
+/// Runs inside the `redis_module!` macro's start-up, before the crate registers its defrag
+/// hooks. The module has none, but the crate (2.0.8) logs a warning at every start on servers
+/// without `RedisModule_RegisterDefragCallbacks` (Redis before 8.0, Valkey): "Skip register
+/// defrag callbacks as defrag callbacks is not supported ...". With no start/end callbacks
+/// the crate never calls that function, so a no-op stand-in only silences the warning.
+pub struct StartupQuiet;
+
+pub static STARTUP_QUIET: StartupQuiet = StartupQuiet;
+
+unsafe extern "C" fn no_defrag_callbacks(
+    _ctx: *mut raw::RedisModuleCtx,
+    _start: raw::RedisModuleDefragFunc,
+    _end: raw::RedisModuleDefragFunc,
+) -> std::os::raw::c_int {
+    raw::REDISMODULE_OK as std::os::raw::c_int
+}
+
+impl StartupQuiet {
+    /// Called by the macro as if this were a data type (it registers none).
+    pub fn create_data_type(&self, _ctx: *mut raw::RedisModuleCtx) -> Result<(), &str> {
+        // SAFETY: the server's API pointers were filled in by RedisModule_Init just before,
+        // on the main thread; nothing reads this one concurrently.
+        unsafe {
+            let slot = &raw mut raw::RedisModule_RegisterDefragCallbacks;
+            if (*slot).is_none() {
+                *slot = Some(no_defrag_callbacks);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// How often lapsed lease records are collected.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 fn init(ctx: &Context, args: &[RedisString]) -> Status {
-    ctx.set_module_options(ModuleOptions::HANDLE_IO_ERRORS);
+    // HANDLE_REPL_ASYNC_LOAD: the index follows a replica's swapdb load (events::on_repl_async_load).
+    ctx.set_module_options(ModuleOptions::HANDLE_IO_ERRORS | ModuleOptions::HANDLE_REPL_ASYNC_LOAD);
     if let Err(e) = config::apply_module_args(ctx, args) {
         ctx.log_warning(&format!("cache: {e}"));
         return Status::Err;
@@ -120,7 +153,7 @@ redis_module! {
     name: "cache",
     version: 1,
     allocator: (Allocator, Allocator),
-    data_types: [CACHE_TYPE],
+    data_types: [CACHE_TYPE, STARTUP_QUIET],
     init: init,
     event_handlers: [
         [@GENERIC @STRING @LOADED: events::on_keyspace_event],

@@ -7,6 +7,9 @@ use std::sync::Mutex;
 
 pub struct State {
     dbs: Vec<Db>,
+    /// While a replica loads a full sync into a temporary database (`repl-diskless-load
+    /// swapdb`), the index of what it loads; the live index keeps serving the old data.
+    staging: Option<Vec<Db>>,
     seq: u64,
     rng: u64,
 }
@@ -16,6 +19,7 @@ const MAX_DBS: usize = 1 << 16;
 
 static STATE: Mutex<State> = Mutex::new(State {
     dbs: Vec::new(),
+    staging: None,
     seq: 0,
     rng: 0,
 });
@@ -57,6 +61,53 @@ impl State {
         if let (Ok(a), Ok(b)) = (usize::try_from(a), usize::try_from(b)) {
             self.dbs.swap(a, b);
         }
+    }
+
+    /// An async load started: what it loads is indexed apart (a second start replaces the
+    /// first's staging index).
+    pub fn begin_staging(&mut self) {
+        self.staging = Some(Vec::new());
+    }
+
+    pub fn async_loading(&self) -> bool {
+        self.staging.is_some()
+    }
+
+    /// The staging index of database `id` (the live one if no async load is going on).
+    pub fn staging_db(&mut self, id: i32) -> &mut Db {
+        let at = usize::try_from(id).unwrap_or(0).min(MAX_DBS);
+        if self.staging.is_none() {
+            return self.db(id);
+        }
+        let dbs = self.staging.get_or_insert_with(Vec::new);
+        if dbs.len() <= at {
+            dbs.resize_with(at + 1, Db::default);
+        }
+        &mut dbs[at]
+    }
+
+    /// The async load failed: the server discards what it loaded, and so does the index.
+    pub fn abort_staging(&mut self) {
+        self.staging = None;
+    }
+
+    /// The async load completed and the server swapped the loaded databases in: so does the
+    /// index, keeping each database's counters. Returns whether anything waits for the sweeper.
+    pub fn finish_staging(&mut self) -> bool {
+        let Some(staged) = self.staging.take() else {
+            return false;
+        };
+        let n = staged.len();
+        let mut sweep = false;
+        for (id, db) in staged.into_iter().enumerate() {
+            let live = self.db(id as i32);
+            live.adopt(db);
+            sweep |= !live.sweeps.is_empty();
+        }
+        for db in self.dbs.iter_mut().skip(n) {
+            db.flush();
+        }
+        sweep
     }
 
     pub fn next_seq(&mut self) -> u64 {
@@ -119,9 +170,53 @@ mod tests {
     }
 
     #[test]
+    fn staging_replaces_the_index_on_finish_only() {
+        use crate::entry::Entry;
+        let mut s = State {
+            dbs: Vec::new(),
+            staging: None,
+            seq: 0,
+            rng: 1,
+        };
+        let mut old = Entry::new(b"v", [&b"t"[..]], i64::MAX, 0);
+        s.db(0).add(b"old", &mut old, 1, b':', 10);
+        s.db(2).add(b"gone", &mut old, 1, b':', 10);
+        s.db(0)
+            .stats
+            .record(b"old", crate::stats::Event::Hit, b':', 10);
+        s.begin_staging();
+        let mut new = Entry::new(b"v", [&b"u"[..]], i64::MAX, 0);
+        s.staging_db(0).add(b"new", &mut new, 2, b':', 10);
+        assert!(
+            s.db(0).keys.id(b"old").is_some(),
+            "old data serves during the load"
+        );
+        assert!(s.db(0).keys.id(b"new").is_none());
+        s.abort_staging();
+        assert!(!s.async_loading());
+        assert!(
+            s.db(0).keys.id(b"old").is_some(),
+            "an aborted load leaves the index alone"
+        );
+        s.begin_staging();
+        s.staging_db(0).add(b"new", &mut new, 2, b':', 10);
+        assert!(!s.finish_staging());
+        assert!(s.db(0).keys.id(b"old").is_none() && s.db(0).keys.id(b"new").is_some());
+        assert!(s.db(0).tags.contains_key(&b"u"[..]) && !s.db(0).tags.contains_key(&b"t"[..]));
+        assert_eq!(s.db(0).stats.total.hits, 1, "counters stay");
+        assert_eq!(s.db(0).stats.namespace(crate::stats::NONE).entries, 1);
+        assert_eq!(
+            s.db(2).entries(),
+            0,
+            "a database the sync did not fill is empty"
+        );
+    }
+
+    #[test]
     fn unit_random_in_range() {
         let mut s = State {
             dbs: Vec::new(),
+            staging: None,
             seq: 0,
             rng: 0,
         };

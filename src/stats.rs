@@ -198,6 +198,14 @@ impl Stats {
         }
     }
 
+    /// Takes the entry counts of `other` (an index built apart and swapped in); counters stay.
+    pub fn adopt_entries(&mut self, other: &Stats) {
+        self.clear_entries();
+        for (name, ns) in &other.namespaces {
+            self.namespaces.entry(name.clone()).or_default().entries += ns.entries;
+        }
+    }
+
     /// Recounts entries per namespace from the keys (after the delimiter changes).
     pub fn recount<'a>(&mut self, keys: impl Iterator<Item = &'a [u8]>, delimiter: u8, max: usize) {
         self.namespaces = NamespaceMap::default();

@@ -1,0 +1,157 @@
+"""The module is a good guest: keys that arrive (RENAME, MOVE, COPY, RESTORE, RDB load) are
+indexed without being touched, so LRU idle times, LFU counters and keyspace_hits/misses stay
+exactly as without the module, for native keys and entries alike (API.md, Guarantees)."""
+
+import pytest
+
+from cachelib import OK, must_set, check_index, tagscan_all
+
+TAGS = ["t", "u", "w"]
+
+
+def idle(r, key):
+    return r.cmd("OBJECT", "IDLETIME", key)
+
+
+def freq(r, key):
+    return r.cmd("OBJECT", "FREQ", key)
+
+
+def make_keys(r):
+    """An entry and a native key, both restored with a known idle time / counter later."""
+    must_set(r, "e", "ve", tags=["t", "u"])
+    assert r.cmd("SET", "n", "vn") == OK
+
+
+def restore_as(r, src, dst, *opts):
+    payload = r.cmd("DUMP", src)
+    assert isinstance(payload, bytes), payload
+    assert r.cmd("RESTORE", dst, "0", payload, "REPLACE", *opts) == OK
+
+
+def keyspace_counts(server):
+    info = server.info("stats")
+    return int(info["keyspace_hits"]), int(info["keyspace_misses"])
+
+
+def test_restore_idletime_is_kept(make_server):
+    s = make_server()
+    r = s.raw()
+    make_keys(r)
+    for key in ("e", "n"):
+        restore_as(r, key, key, "IDLETIME", "1000")
+        assert 1000 <= idle(r, key) <= 1060, key
+    check_index(r, TAGS)
+
+
+def test_rename_move_copy_touch_entries_as_native_keys(make_server):
+    """RENAME, MOVE and COPY look their source up themselves (a touch, with or without the
+    module): an entry must come out with the idle time a native key does, not a newer one."""
+    s = make_server()
+    r = s.raw()
+    make_keys(r)
+    for key in ("e", "n"):
+        restore_as(r, key, key, "IDLETIME", "1000")
+    for op in (["RENAME", "{}", "{}2"], ["MOVE", "{}2", "1"], ["SELECT", "1"],
+               ["COPY", "{}2", "{}3"], ["COPY", "{}2", "{}4", "DB", "0"]):
+        got = {}
+        for key in ("e", "n"):
+            reply = r.cmd(*[a.format(key) for a in op])
+            assert reply in (OK, 1), (op, reply)
+            got[key] = [idle(r, k.format(key)) for k in ("{}2", "{}3") if r.cmd("EXISTS", k.format(key))]
+        assert got["e"] == got["n"], (op, got)
+    entries = check_index(r, TAGS)
+    assert set(entries) == {b"e2", b"e3"}
+    assert tagscan_all(r, "t") == {b"e2", b"e3"}
+    r.cmd("SELECT", "0")
+    assert set(check_index(r, TAGS)) == {b"e4"}
+
+
+def test_reload_keeps_lru_idle_time(make_server):
+    s = make_server(extra_args=["--maxmemory-policy", "allkeys-lru"])
+    r = s.raw()
+    make_keys(r)
+    for key in ("e", "n"):
+        restore_as(r, key, key, "IDLETIME", "1000")
+    assert r.cmd("DEBUG", "RELOAD") == OK
+    for key in ("e", "n"):
+        assert 1000 <= idle(r, key) <= 1060, key
+    assert tagscan_all(r, "t") == {b"e"}
+    check_index(r, TAGS)
+
+
+def test_lfu_counters_not_bumped(make_server):
+    """An LFU counter of 0 is bumped to 1 by any touch, with certainty (LFULogIncr). RESTORE
+    and loading keep it; RENAME/MOVE/COPY touch their source themselves, so an entry must end
+    with the counter a native key has."""
+    s = make_server(extra_args=["--maxmemory-policy", "allkeys-lfu"])
+    r = s.raw()
+    make_keys(r)
+    for key in ("e", "n"):
+        restore_as(r, key, key, "FREQ", "0")
+        assert freq(r, key) == 0, ("RESTORE", key)
+    assert r.cmd("DEBUG", "RELOAD") == OK
+    for key in ("e", "n"):
+        assert freq(r, key) == 0, ("DEBUG RELOAD", key)
+    for op in (["RENAME", "{}", "{}2"], ["MOVE", "{}2", "1"], ["SELECT", "1"],
+               ["COPY", "{}2", "{}3"]):
+        got = {}
+        for key in ("e", "n"):
+            reply = r.cmd(*[a.format(key) for a in op])
+            assert reply in (OK, 1), (op, reply)
+            got[key] = [freq(r, k.format(key)) for k in ("{}2", "{}3") if r.cmd("EXISTS", k.format(key))]
+        assert got["e"] == got["n"], (op, got)
+    assert set(check_index(r, TAGS)) == {b"e2", b"e3"}
+
+
+def keyspace_ops(r, entry):
+    """The same sequence on an entry or a native key; returns INFO's hit/miss delta for it."""
+    if entry:
+        must_set(r, "k", "v", tags=["t"])
+    else:
+        assert r.cmd("SET", "k", "v") == OK
+    payload = r.cmd("DUMP", "k")
+    return [
+        ["RENAME", "k", "k2"],
+        ["MOVE", "k2", "1"],
+        ["SELECT", "1"],
+        ["COPY", "k2", "k3"],
+        ["COPY", "k2", "k4", "DB", "0"],
+        ["RESTORE", "k5", "0", payload],
+        ["RESTORE", "k5", "0", payload, "REPLACE"],
+        ["DEBUG", "RELOAD"],
+        ["SELECT", "0"],
+    ]
+
+
+def measure(server, entry):
+    r = server.raw()
+    ops = keyspace_ops(r, entry)
+    before = keyspace_counts(server)
+    for op in ops:
+        reply = r.cmd(*op)
+        assert reply in (OK, 1), (op, reply)
+    after = keyspace_counts(server)
+    return (after[0] - before[0], after[1] - before[1]), r
+
+
+def test_keyspace_hits_unchanged_by_arrivals(make_server):
+    plain = make_server("plain", load_module=False)
+    expected, _ = measure(plain, entry=False)
+    s = make_server("with-module")
+    for entry in (False, True):
+        s.raw().cmd("FLUSHALL")
+        got, r = measure(s, entry)
+        assert got == expected, ("entry" if entry else "native", got, expected)
+    r.cmd("SELECT", "1")
+    assert set(check_index(r, TAGS)) == {b"k2", b"k3", b"k5"}
+    r.cmd("SELECT", "0")
+    assert set(check_index(r, TAGS)) == {b"k4"}
+    assert tagscan_all(r, "t") == {b"k4"}
+
+
+def test_start_log_has_no_crate_noise(make_server):
+    s = make_server()
+    log = s.log()
+    assert "Skip register defrag" not in log
+    assert "Module 'cache' loaded" in log
