@@ -2,9 +2,9 @@
 indexed without being touched, so LRU idle times, LFU counters and keyspace_hits/misses stay
 exactly as without the module, for native keys and entries alike (API.md, Guarantees)."""
 
-import pytest
+import time
 
-from cachelib import OK, must_set, check_index, tagscan_all
+from cachelib import OK, must_set, check_index, tagscan_all, wait_until
 
 TAGS = ["t", "u", "w"]
 
@@ -155,3 +155,99 @@ def test_start_log_has_no_crate_noise(make_server):
     log = s.log()
     assert "Skip register defrag" not in log
     assert "Module 'cache' loaded" in log
+
+
+# --- a replica with `repl-diskless-load swapdb` ---------------------------------------------
+
+def async_loading(server):
+    return server.info("persistence").get("async_loading") == "1"
+
+
+def fill(r, prefix, n, tag, start=0):
+    r.pipeline([["CACHE.SETTAGGED", f"{prefix}:{i}", "v", "TAGS", tag, f"{prefix}-all"]
+                for i in range(start, start + n)])
+
+
+def force_full_sync(primary, *writes):
+    """A full sync with the same replication id (so the replica loads asynchronously, serving
+    the old data): drop the replica link and overflow a small backlog (as Redis's own test).
+    `writes` run after the link is dropped: the replica gets them only through the sync."""
+    r = primary.raw()
+    r.pipeline([["MULTI"], ["CLIENT", "KILL", "TYPE", "replica"],
+                ["CONFIG", "SET", "repl-backlog-size", "16384"],
+                *[["SET", f"fill:{i}", "A" * 16384] for i in range(10)], *writes, ["EXEC"]])
+
+
+def swapdb_pair(make_server):
+    primary = make_server("primary", extra_args=["--repl-diskless-sync", "yes"])
+    replica = make_server("replica", extra_args=[
+        "--repl-diskless-load", "swapdb",
+        # Serve clients between every KB read while loading, not only every 2 MB.
+        "--loading-process-events-interval-bytes", "1024"])
+    return primary, replica
+
+
+def test_swapdb_full_sync_serves_old_index_then_new(make_server):
+    primary, replica = swapdb_pair(make_server)
+    p = primary.raw()
+    fill(p, "old", 40, "gen1")
+    replica.replicaof(primary)
+    replica.wait_sync(primary)
+    q = replica.raw()
+    assert tagscan_all(q, "gen1") == {f"old:{i}".encode() for i in range(40)}
+    # New data on the primary: half the old entries go, new ones come, and enough native keys
+    # that the slowed load below takes seconds.
+    p.cmd("DEL", *[f"old:{i}" for i in range(20)])
+    fill(p, "new", 30, "gen2")
+    assert p.cmd("DEBUG", "POPULATE", "3000", "native", "100") == OK
+    assert q.cmd("CONFIG", "SET", "key-load-delay", "1000") == OK  # 1 ms per key loaded
+    force_full_sync(primary)
+    wait_until(lambda: async_loading(replica), timeout=30, what="replica async_loading")
+    # During the load: the old data, with its tags, and nothing of the new.
+    assert tagscan_all(q, "gen1") == {f"old:{i}".encode() for i in range(40)}
+    assert tagscan_all(q, "gen2") == set()
+    assert q.cmd("CACHE.GET", "old:0") == b"v"
+    assert q.cmd("CACHE.GET", "new:0") is None
+    check_index(q, ["gen1", "gen2"])
+    assert async_loading(replica), "the checks above ran during the async load"
+    assert q.cmd("CONFIG", "SET", "key-load-delay", "0") == OK
+    wait_until(lambda: not async_loading(replica), timeout=60, what="async load finished")
+    replica.wait_sync(primary)
+    assert tagscan_all(q, "gen1") == {f"old:{i}".encode() for i in range(20, 40)}
+    assert tagscan_all(q, "gen2") == {f"new:{i}".encode() for i in range(30)}
+    assert q.cmd("CACHE.GET", "old:0") is None and q.cmd("CACHE.GET", "new:0") == b"v"
+    check_index(q, ["gen1", "gen2"])
+    log = replica.log()
+    assert "Skipping diskless-load" not in log
+    assert "Swapping active DB with loaded DB" in log
+
+
+def test_swapdb_aborted_sync_keeps_old_index(make_server):
+    primary, replica = swapdb_pair(make_server)
+    p = primary.raw()
+    fill(p, "old", 40, "gen1")
+    replica.replicaof(primary)
+    replica.wait_sync(primary)
+    q = replica.raw()
+    fill(p, "new", 30, "gen2")
+    p.cmd("DEL", "old:0")
+    replica.wait_sync(primary)
+    assert p.cmd("DEBUG", "POPULATE", "3000", "native", "100") == OK
+    # The primary writes its RDB slowly (1 ms per key) and is killed mid-transfer, when the
+    # replica has loaded about half of it: some of the 300 gen3 entries, which only the sync
+    # carries, are then in the staging index, and must not reach the live one.
+    assert p.cmd("CONFIG", "SET", "rdb-key-save-delay", "1000") == OK
+    force_full_sync(primary, *[["CACHE.SETTAGGED", f"part:{i}", "v", "TAGS", "gen3"]
+                               for i in range(300)])
+    wait_until(lambda: async_loading(replica), timeout=30, what="replica async_loading")
+    time.sleep(1.5)
+    assert async_loading(replica), "still loading when the primary is killed"
+    primary.kill9()
+    wait_until(lambda: not async_loading(replica), timeout=60, what="async load aborted")
+    assert "Discarding temporary DB" in replica.log() or "Failed trying to load" in replica.log()
+    assert tagscan_all(q, "gen1") == {f"old:{i}".encode() for i in range(1, 40)}
+    assert tagscan_all(q, "gen2") == {f"new:{i}".encode() for i in range(30)}
+    assert tagscan_all(q, "gen3") == set()
+    assert q.cmd("EXISTS", "part:0") == 0
+    check_index(q, ["gen1", "gen2", "gen3"])
+    assert "Skipping diskless-load" not in replica.log()
