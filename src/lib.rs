@@ -5,6 +5,7 @@
 pub mod acl;
 pub mod args;
 pub mod cachetype;
+pub mod channel;
 pub mod commands;
 pub mod config;
 pub mod db;
@@ -75,7 +76,11 @@ const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 fn init(ctx: &Context, args: &[RedisString]) -> Status {
     // HANDLE_REPL_ASYNC_LOAD: the index follows a replica's swapdb load (events::on_repl_async_load).
-    ctx.set_module_options(ModuleOptions::HANDLE_IO_ERRORS | ModuleOptions::HANDLE_REPL_ASYNC_LOAD);
+    ctx.set_module_options(
+        ModuleOptions::HANDLE_IO_ERRORS
+            | ModuleOptions::NO_IMPLICIT_SIGNAL_MODIFIED
+            | ModuleOptions::HANDLE_REPL_ASYNC_LOAD,
+    );
     if let Err(e) = config::apply_module_args(ctx, args) {
         ctx.log_warning(&format!("cache: {e}"));
         return Status::Err;
