@@ -580,7 +580,7 @@ pub fn tag_scan(ctx: &Context, args: &Args) -> RedisResult {
         .into_iter()
         .filter(|name| access.allows(ctx, name, Intent::Read))
         .filter(|name| {
-            let key = Key::open(ctx, name, false);
+            let key = Key::open_quiet(ctx, name, false);
             match key.content() {
                 Content::Entry(e) => {
                     state::with(|s| s.db(db).freshness(name, e, now) != Freshness::Dead)

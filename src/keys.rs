@@ -6,6 +6,7 @@ use crate::entry::Entry;
 use redis_module::{raw, Context};
 use std::os::raw::c_void;
 use std::ptr::NonNull;
+use std::sync::OnceLock;
 
 /// An open key; a missing key opened for reading has no handle and reads as empty.
 pub struct Key {
@@ -33,6 +34,27 @@ impl Key {
         unsafe {
             let s = create_string(ctx.ctx, name);
             let ptr = raw::RedisModule_OpenKey.unwrap()(ctx.ctx, s, mode.bits());
+            raw::RedisModule_FreeString.unwrap()(ctx.ctx, s);
+            Key {
+                ptr: NonNull::new(ptr.cast::<raw::RedisModuleKey>()),
+            }
+        }
+    }
+
+    /// Opens `name` for the module's own bookkeeping (the sweeper, TAGSCAN's liveness check):
+    /// no LRU/LFU touch, and where the server has the flags (7.2+, Valkey) no keyspace_hits/
+    /// misses and no `keymiss` event. On 7.0 a read this way still counts a keyspace hit.
+    pub fn open_quiet(ctx: &Context, name: &[u8], write: bool) -> Key {
+        let mode = if write {
+            raw::KeyMode::READ | raw::KeyMode::WRITE
+        } else {
+            raw::KeyMode::READ
+        };
+        let mode = mode.bits() | quiet_flags();
+        // SAFETY: ctx is the live context of this call; the string is freed after the open.
+        unsafe {
+            let s = create_string(ctx.ctx, name);
+            let ptr = raw::RedisModule_OpenKey.unwrap()(ctx.ctx, s, mode);
             raw::RedisModule_FreeString.unwrap()(ctx.ctx, s);
             Key {
                 ptr: NonNull::new(ptr.cast::<raw::RedisModuleKey>()),
@@ -145,6 +167,21 @@ pub fn publish(ctx: &Context, channel: &[u8], message: &[u8]) {
         raw::RedisModule_FreeString.unwrap()(ctx.ctx, c);
         raw::RedisModule_FreeString.unwrap()(ctx.ctx, m);
     }
+}
+
+/// The open flags for quiet opens that this server knows (detected once, at first use):
+/// `RedisModule_GetOpenKeyModesAll` exists from 7.2 on; 7.0 has only NOTOUCH.
+fn quiet_flags() -> i32 {
+    static FLAGS: OnceLock<i32> = OnceLock::new();
+    *FLAGS.get_or_init(|| {
+        let wanted = raw::REDISMODULE_OPEN_KEY_NOTOUCH
+            | raw::REDISMODULE_OPEN_KEY_NONOTIFY
+            | raw::REDISMODULE_OPEN_KEY_NOSTATS;
+        // SAFETY: a plain query of the server, filled in by RedisModule_Init.
+        let known = unsafe { raw::RedisModule_GetOpenKeyModesAll }
+            .map_or(raw::REDISMODULE_OPEN_KEY_NOTOUCH as i32, |f| unsafe { f() });
+        (wanted as i32) & known
+    })
 }
 
 /// The database selected in `ctx`.

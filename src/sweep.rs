@@ -97,7 +97,7 @@ fn reclaim(ctx: &Context, batch: &Batch, primary: bool) {
     let db = batch.db;
     let (delimiter, max_ns) = (config::delimiter(), config::max_namespaces());
     for name in &batch.keys {
-        let key = Key::open(ctx, name, primary);
+        let key = Key::open_quiet(ctx, name, primary);
         let Content::Entry(entry) = key.content() else {
             continue;
         };

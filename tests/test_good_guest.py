@@ -150,6 +150,20 @@ def test_keyspace_hits_unchanged_by_arrivals(make_server):
     assert tagscan_all(r, "t") == {b"k4"}
 
 
+def test_tagscan_lists_without_touching(make_server, server_info):
+    """TAGSCAN lists keys as SCAN does: no LRU touch; on 7.2+ and Valkey no keyspace hit
+    either (7.0 has no open flag to skip that count)."""
+    s = make_server()
+    r = s.raw()
+    must_set(r, "e", "v", tags=["t"])
+    restore_as(r, "e", "e", "IDLETIME", "1000")
+    before = keyspace_counts(s)
+    assert tagscan_all(r, "t") == {b"e"}
+    if server_info["valkey"] or server_info["version"] >= (7, 2, 0):
+        assert keyspace_counts(s) == before
+    assert 1000 <= idle(r, "e") <= 1060
+
+
 def test_start_log_has_no_crate_noise(make_server):
     s = make_server()
     log = s.log()
