@@ -416,10 +416,7 @@ class Cache implements CacheInterface
         }
         $out = [];
         foreach ($keys as $key) {
-            if (is_int($key)) {
-                $key = (string) $key;
-            }
-            self::validateKey($key);
+            self::validateKey($key); // an int is not a key here (only as an array key in setMultiple)
             $out[] = $key;
         }
         return $out;
