@@ -27,6 +27,8 @@ use RedisCache\Serializer\Serializer;
  * - prefix (''): prepended to every key; clear() invalidates `<prefix>*` (entries only, never
  *   FLUSHDB). With the empty prefix clear() invalidates every module entry of the database (and
  *   still no other key), so give caches that share a database a prefix each.
+ * - strict_keys (true): PSR-16's key rules for get/set/has/delete/...*Multiple (no `{}()/\@:`);
+ *   false accepts any non-empty string there too, as getOrCompute() always does (not PSR-16).
  * - default_ttl (null): seconds used when a TTL is null; null leaves it to the server's
  *   cache.default-ttl (0 there: no expiry).
  * - stale (0): stale window in seconds for what set()/getOrCompute() store (STALE).
@@ -48,19 +50,21 @@ class Cache implements CacheInterface
     private Engine $engine;
     private Serializer $serializer;
     private string $prefix;
+    private bool $strictKeys;
     private ?int $defaultTtl;
     private int $stale;
 
     /** @param array<string, mixed> $options see the class comment */
     public function __construct(object $client, array $options = [])
     {
-        $known = ['prefix', 'default_ttl', 'stale', 'wait_ms', 'lease_ms', 'retries', 'serializer',
+        $known = ['prefix', 'strict_keys', 'default_ttl', 'stale', 'wait_ms', 'lease_ms', 'retries', 'serializer',
             'defer_refresh', 'finish_request', 'on_event'];
         if ($unknown = array_diff(array_keys($options), $known)) {
             throw new InvalidArgumentException('Unknown option(s): ' . implode(', ', $unknown));
         }
         $this->connection = Connections::wrap($client);
         $this->prefix = (string) ($options['prefix'] ?? '');
+        $this->strictKeys = (bool) ($options['strict_keys'] ?? true);
         $this->defaultTtl = isset($options['default_ttl']) ? (int) $options['default_ttl'] : null;
         $this->stale = (int) ($options['stale'] ?? 0);
         $this->serializer = self::serializer($options['serializer'] ?? 'php');
@@ -212,7 +216,7 @@ class Cache implements CacheInterface
 
     public function get($key, $default = null): mixed
     {
-        self::validateKey($key);
+        $this->checkKey($key);
         try {
             $payload = $this->connection->command(['CACHE.GET', $this->prefix . $key]);
         } catch (ConnectionError|ServerError $e) {
@@ -228,7 +232,7 @@ class Cache implements CacheInterface
      */
     public function set($key, $value, $ttl = null, array $tags = []): bool
     {
-        self::validateKey($key);
+        $this->checkKey($key);
         $ttlMs = $this->ttlMs($ttl);
         $tags = self::tags($tags);
         if ($ttlMs !== null && $ttlMs <= 0) {
@@ -245,7 +249,7 @@ class Cache implements CacheInterface
 
     public function delete($key): bool
     {
-        self::validateKey($key);
+        $this->checkKey($key);
         try {
             // INVALIDATE, not DEL: it also voids a lease on the key, so a computation that read the
             // old data cannot store it after this delete.
@@ -271,7 +275,7 @@ class Cache implements CacheInterface
 
     public function getMultiple($keys, $default = null): iterable
     {
-        $keys = self::keyList($keys);
+        $keys = $this->keyList($keys);
         $out = [];
         if ($keys === []) {
             return $out;
@@ -302,7 +306,7 @@ class Cache implements CacheInterface
             if (is_int($key)) {
                 $key = (string) $key; // PHP turns array key '0' into 0
             }
-            self::validateKey($key);
+            $this->checkKey($key);
             $items[$key] = $value;
         }
         if ($ttlMs !== null && $ttlMs <= 0) {
@@ -327,13 +331,13 @@ class Cache implements CacheInterface
 
     public function deleteMultiple($keys): bool
     {
-        $keys = self::keyList($keys);
+        $keys = $this->keyList($keys);
         return $this->allOk(array_map(fn($k) => ['CACHE.INVALIDATE', self::escape($this->prefix . $k)], $keys));
     }
 
     public function has($key): bool
     {
-        self::validateKey($key);
+        $this->checkKey($key);
         try {
             return (int) $this->connection->command(['EXISTS', $this->prefix . $key]) === 1;
         } catch (ConnectionError|ServerError $e) {
@@ -409,14 +413,23 @@ class Cache implements CacheInterface
     }
 
     /** @return list<string> */
-    private static function keyList(mixed $keys): array
+    private function checkKey(mixed $key): void
+    {
+        if ($this->strictKeys) {
+            self::validateKey($key);
+        } elseif (!is_string($key) || $key === '') {
+            self::validateKey($key); // the same messages for non-strings and ''
+        }
+    }
+
+    private function keyList(mixed $keys): array
     {
         if (!is_iterable($keys)) {
             throw new InvalidArgumentException(sprintf('Cache keys must be iterable, "%s" given.', get_debug_type($keys)));
         }
         $out = [];
         foreach ($keys as $key) {
-            self::validateKey($key); // an int is not a key here (only as an array key in setMultiple)
+            $this->checkKey($key); // an int is not a key here (only as an array key in setMultiple)
             $out[] = $key;
         }
         return $out;

@@ -1,0 +1,51 @@
+<?php
+
+declare(strict_types=1);
+
+namespace RedisCache\Tests;
+
+use RedisCache\Cache;
+
+final class PhpRedisCacheTest extends CacheTestCase
+{
+    protected static function clientName(): string
+    {
+        return 'phpredis';
+    }
+
+    public function testTheConnectionsOwnOptionsDoNotApplyToCacheCommands(): void
+    {
+        // An application's existing connection: its serializer and prefix are for its own
+        // calls; rawCommand() applies neither, so the cache reads and writes the same bytes.
+        $redis = $this->client();
+        $redis->setOption(\Redis::OPT_SERIALIZER, \Redis::SERIALIZER_PHP);
+        $redis->setOption(\Redis::OPT_PREFIX, 'legacy:');
+        $cache = new Cache($redis);
+        $this->assertSame(['a' => 1], $cache->getOrCompute('k', fn() => ['a' => 1], 60));
+        $this->assertSame(['a' => 1], $cache->getOrCompute('k', fn() => 'x', 60));
+        $this->assertSame(serialize(['a' => 1]), $this->r->rawCommand('CACHE.GET', 'k'));
+        $this->assertSame(0, $this->r->exists('legacy:k'));
+    }
+
+    public function testReplyLiteralModeWorksToo(): void
+    {
+        $redis = $this->client();
+        $redis->setOption(\Redis::OPT_REPLY_LITERAL, true);
+        $cache = new Cache($redis);
+        $this->assertTrue($cache->set('k', 'v'));
+        $this->assertSame('v', $cache->getOrCompute('k', fn() => 'x', 60));
+        $this->assertSame('w', $cache->getOrCompute('k2', fn() => 'w', 60));
+        $this->assertSame(['MISS', 'stored'], $cache->lastTrace());
+    }
+
+    public function testWaitIsKeptUnderTheReadTimeout(): void
+    {
+        $redis = $this->client();
+        $redis->setOption(\Redis::OPT_READ_TIMEOUT, 1.0);
+        $cache = new Cache($redis);
+        $this->raw()->rawCommand('CACHE.GETORMARK', 'held', 'LEASE', '10000');
+        // WAIT 5000 would outlast the 1 s read timeout; it is clamped to 500 ms, so no timeout.
+        $this->assertSame('mine', $cache->getOrCompute('held', fn() => 'mine', 60, waitMs: 5000, retries: 0));
+        $this->assertSame(['PENDING', 'gave-up'], $cache->lastTrace());
+    }
+}
