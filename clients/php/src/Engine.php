@@ -23,6 +23,9 @@ use RedisCache\Exception\ServerError;
  * |                      | then compute without caching                                       |
  * | server unreachable   | compute without caching                                            |
  *
+ * A MISS whose computation throws, or whose result is not to be stored, gives its lease back
+ * (CACHE.INVALIDATE of the key, which has no entry), so the next waiter computes at once.
+ *
  * Refreshes (STALE with a token, early refresh) run inline, or, with defer_refresh, after the
  * response: the stale/current value is returned at once and the refresh runs at shutdown.
  *
@@ -158,10 +161,35 @@ final class Engine
     private function computeAndStore(string $key, callable $produce, bool $hasPrevious, mixed $previous, ?string $token): mixed
     {
         $started = hrtime(true);
-        $computed = $this->compute($produce, $hasPrevious, $previous);
+        try {
+            $computed = $this->compute($produce, $hasPrevious, $previous);
+        } catch (\Throwable $e) {
+            if ($token !== null && !$hasPrevious) {
+                $this->release($key);
+            }
+            throw $e;
+        }
         $costMs = max(1, intdiv(hrtime(true) - $started, 1_000_000));
-        $this->store($key, $computed, $costMs, $token);
+        if (!$this->store($key, $computed, $costMs, $token) && $token !== null && !$hasPrevious
+            && end($this->trace) === 'not-saved') {
+            $this->release($key);
+        }
         return $computed->value;
+    }
+
+    /**
+     * Give up a lease on a key that has no entry (the computation threw, or its result is not to
+     * be stored): CACHE.INVALIDATE of the key voids the lease and hands it at once to a caller
+     * blocked in WAIT, instead of keeping every other caller waiting until it lapses.
+     */
+    private function release(string $key): void
+    {
+        try {
+            $this->connection->command(['CACHE.INVALIDATE', Cache::escape($key)]);
+            $this->trace[] = 'released';
+        } catch (ConnectionError|ServerError $e) {
+            $this->event('error', ['key' => $key, 'exception' => $e]);
+        }
     }
 
     private function compute(callable $produce, bool $hasPrevious, mixed $previous): Computed

@@ -177,6 +177,18 @@ abstract class CacheTestCase extends TestCase
             $this->assertSame('boom', $e->getMessage());
         }
         $this->assertSame(0, $this->r->exists('report'));
+        // The lease was given back: the next caller computes at once instead of waiting.
+        $this->assertSame('ok', $cache->getOrCompute('report', fn() => 'ok', 60, waitMs: 0, retries: 0));
+        $this->assertSame(['MISS', 'stored'], $cache->lastTrace());
+    }
+
+    public function testAResultNotToBeStoredGivesTheLeaseBack(): void
+    {
+        $cache = $this->cache();
+        $this->assertSame('now', $cache->getOrCompute('k', fn() => 'now', 0));
+        $this->assertSame(['MISS', 'not-saved', 'released'], $cache->lastTrace());
+        $this->assertSame('again', $cache->getOrCompute('k', fn() => 'again', 60, waitMs: 0, retries: 0));
+        $this->assertSame(['MISS', 'stored'], $cache->lastTrace());
     }
 
     public function testEarlyRefreshIsHonoured(): void

@@ -14,3 +14,4 @@ foreach (['/usr/share/php/Cache/IntegrationTests/autoload.php', 'Cache/Integrati
 }
 require_once __DIR__ . '/Psr16IntegrationTestCase.php';
 require_once __DIR__ . '/CacheTestCase.php';
+require_once __DIR__ . '/SymfonyAdapterTestCase.php';
