@@ -48,4 +48,24 @@ final class PhpRedisCacheTest extends CacheTestCase
         $this->assertSame('mine', $cache->getOrCompute('held', fn() => 'mine', 60, waitMs: 5000, retries: 0));
         $this->assertSame(['PENDING', 'gave-up'], $cache->lastTrace());
     }
+
+    public function testAClientThatNeverConnectedComputesWithoutCaching(): void
+    {
+        $sock = stream_socket_server('tcp://127.0.0.1:0');
+        $name = stream_socket_get_name($sock, false);
+        fclose($sock); // a port nobody listens on
+        $port = (int) substr($name, strrpos($name, ':') + 1);
+        $redis = new \Redis();
+        try {
+            $redis->connect('127.0.0.1', $port, 0.5);
+        } catch (\RedisException) {
+            // what an application sees at startup when Redis is down; it keeps going
+        }
+        $cache = new Cache($redis);
+        $this->assertSame('computed', $cache->getOrCompute('k', fn() => 'computed', 60));
+        $this->assertSame(['unreachable'], $cache->lastTrace());
+        $this->assertSame('d', $cache->get('k', 'd'));
+        $this->assertFalse($cache->set('k', 1));
+        $this->assertSame(['k' => null], $cache->getMultiple(['k']));
+    }
 }

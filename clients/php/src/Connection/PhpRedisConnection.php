@@ -26,14 +26,16 @@ final class PhpRedisConnection implements Connection
 
     public function command(array $args): mixed
     {
-        $this->redis->clearLastError();
         try {
+            // On a connection that never connected (or was closed), phpredis throws
+            // "Redis server went away" from every method, clearLastError() included.
+            $this->redis->clearLastError();
             $reply = $this->redis->rawCommand(...$args);
+            $error = $reply === false ? $this->redis->getLastError() : null;
         } catch (\RedisException $e) {
             throw new ConnectionError($e->getMessage(), 0, $e);
         }
         if ($reply === false) {
-            $error = $this->redis->getLastError();
             if ($error !== null) {
                 $this->redis->clearLastError();
                 throw new ServerError($error);
@@ -54,10 +56,10 @@ final class PhpRedisConnection implements Connection
                 $pipe->rawCommand(...$args);
             }
             $replies = $pipe->exec();
+            $this->redis->clearLastError();
         } catch (\RedisException $e) {
             throw new ConnectionError($e->getMessage(), 0, $e);
         }
-        $this->redis->clearLastError();
         if (!is_array($replies) || count($replies) !== count($commands)) {
             throw new ConnectionError('pipeline did not return one reply per command');
         }
@@ -66,7 +68,11 @@ final class PhpRedisConnection implements Connection
 
     public function readTimeoutMs(): ?int
     {
-        $seconds = (float) $this->redis->getReadTimeout();
+        try {
+            $seconds = (float) $this->redis->getReadTimeout();
+        } catch (\RedisException) {
+            return Connections::defaultSocketTimeoutMs(); // not connected: the command will say so
+        }
         if ($seconds < 0) {
             return null;
         }
