@@ -27,7 +27,8 @@ done < <(find "$here" "$repo/examples/php" -name '*.php' -not -path '*/vendor/*'
 say "php -l: $linted files, $lint_failed with errors"
 
 say "phpunit $(phpunit --version | awk '{print $2}'), php $(php -r 'echo PHP_VERSION;'), phpredis $(php -r 'echo phpversion("redis") ?: "none";'), module $CACHE_MODULE"
-timeout "${PHP_TEST_TIMEOUT:-600}" phpunit -c "$here/phpunit.xml"
+# zend.assertions=1 (development mode): Symfony checks PSR-6 keys with assert() (Psr6ViaSymfony...).
+timeout "${PHP_TEST_TIMEOUT:-600}" php -d zend.assertions=1 "$(command -v phpunit)" -c "$here/phpunit.xml"
 status=$?
 [ $status -eq 124 ] && say "phpunit timed out"
 [ $lint_failed -eq 0 ] && [ $status -eq 0 ]
