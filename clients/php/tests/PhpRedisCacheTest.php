@@ -68,4 +68,24 @@ final class PhpRedisCacheTest extends CacheTestCase
         $this->assertFalse($cache->set('k', 1));
         $this->assertSame(['k' => null], $cache->getMultiple(['k']));
     }
+
+    public function testDeferredRefreshRunsAtShutdown(): void
+    {
+        $cache = new Cache($this->client(), ['stale' => 60]);
+        $cache->set('page', 'v1', 60, ['pages']);
+        $cache->invalidateTags(['pages'], true);
+        $script = sprintf(<<<'PHP'
+            require %s;
+            $r = new Redis();
+            $r->connect('127.0.0.1', %d);
+            $cache = new RedisCache\Cache($r, ['defer_refresh' => true, 'stale' => 60]);
+            echo $cache->getOrCompute('page', fn() => 'v2', 60, ['pages']), ' ', implode(',', $cache->lastTrace());
+            PHP, var_export(dirname(__DIR__) . '/autoload.php', true), TestServer::shared()->port);
+        $p = proc_open([PHP_BINARY, '-r', $script], [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes);
+        $out = stream_get_contents($pipes[1]) . stream_get_contents($pipes[2]);
+        $this->assertSame(0, proc_close($p), $out);
+        $this->assertSame('v1 STALE,refresh,deferred', $out, 'the response had the stale value');
+        $this->assertSame('v2', $cache->get('page'), 'refreshed when the script ended');
+        $this->assertSame('HIT', $this->r->rawCommand('CACHE.GETORMARK', 'page')[0]);
+    }
 }
