@@ -250,4 +250,28 @@ abstract class SymfonyAdapterTestCase extends TestCase
         $this->assertSame(1, $stats['misses']);
         $this->assertSame(1, $stats['entries']);
     }
+
+    public function testPoolSavesTaggedItemsThatGetReadsAndTagsInvalidate(): void
+    {
+        $pool = new \RedisCache\Symfony\TagAwarePool($this->client(), 'app', 0);
+        $this->assertInstanceOf(\Symfony\Component\Cache\Adapter\TagAwareAdapterInterface::class, $pool);
+        $this->assertInstanceOf(TagAwareCacheInterface::class, $pool);
+        $item = $pool->getItem('stats.weekly');
+        $this->assertFalse($item->isHit());
+        $this->assertTrue($pool->save($item->set(['n' => 7])->tag(['stats'])->expiresAfter(600)));
+        $this->assertSame(['app:stats'], $this->r->rawCommand('CACHE.TAGS', 'app:stats.weekly'));
+        $this->assertEqualsWithDelta(600_000, $this->r->pttl('app:stats.weekly'), 2_000);
+        $this->assertSame(['n' => 7], $pool->get('stats.weekly', fn() => $this->fail('saved by the pool')));
+        $this->assertSame(['n' => 7], $this->adapter()->get('stats.weekly', fn() => $this->fail('same entries')));
+        $pool->get('other', fn(ItemInterface $i) => $i->tag('stats') ? 'o' : '');
+        $this->assertTrue($pool->getItem('other')->isHit());
+        $this->assertSame(['stats' => 'stats'], $pool->getItem('other')->getMetadata()[ItemInterface::METADATA_TAGS]);
+        $this->assertTrue($pool->invalidateTags(['stats']));
+        $this->assertFalse($pool->getItem('stats.weekly')->isHit());
+        $this->assertFalse($pool->hasItem('other'));
+        $pool->saveDeferred($pool->getItem('d')->set('deferred')->tag('later'));
+        $this->assertSame(0, $this->r->exists('app:d'));
+        $this->assertTrue($pool->commit());
+        $this->assertSame(['app:later'], $this->r->rawCommand('CACHE.TAGS', 'app:d'));
+    }
 }

@@ -40,15 +40,15 @@ use Symfony\Contracts\Cache\TagAwareCacheInterface;
  * Options: those of RedisCache\Cache that concern get(): stale, wait_ms, lease_ms, retries,
  * defer_refresh, finish_request, on_event.
  */
-final class TagAwareAdapter implements TagAwareCacheInterface
+class TagAwareAdapter implements TagAwareCacheInterface
 {
-    private Connection $connection;
-    private Engine $engine;
-    private string $namespace;
-    private int $stale;
+    protected Connection $connection;
+    protected Engine $engine;
+    protected string $namespace;
+    protected int $stale;
 
     /** @param array<string, mixed> $options */
-    public function __construct(object $redis, string $namespace = '', private int $defaultLifetime = 0, array $options = [])
+    public function __construct(object $redis, string $namespace = '', protected int $defaultLifetime = 0, array $options = [])
     {
         $known = ['stale', 'wait_ms', 'lease_ms', 'retries', 'defer_refresh', 'finish_request', 'on_event'];
         if ($unknown = array_diff(array_keys($options), $known)) {
@@ -94,13 +94,7 @@ final class TagAwareAdapter implements TagAwareCacheInterface
             $payload = $save ? serialize($envelope) : null;
             return new Computed($envelope, $payload, $ttlMs, $this->stale, $this->storedTags($tags));
         };
-        $decode = static function (string $payload): array {
-            $envelope = @unserialize($payload);
-            if (!is_array($envelope) || !array_key_exists('v', $envelope) || !is_array($envelope['m'] ?? null)) {
-                throw new \UnexpectedValueException('not an entry written by RedisCache\Symfony\TagAwareAdapter');
-            }
-            return $envelope;
-        };
+        $decode = [self::class, 'decode'];
         $o = ['force' => $beta === INF, 'early' => $beta !== 0.0];
         try {
             $envelope = $this->engine->fetch($this->namespace . $key, $produce, $decode, $o);
@@ -184,13 +178,23 @@ final class TagAwareAdapter implements TagAwareCacheInterface
         $this->engine->runDeferred();
     }
 
+    /** @internal the stored form of an item: PHP-serialized ['v' => value, 'm' => metadata] */
+    public static function decode(string $payload): array
+    {
+        $envelope = @unserialize($payload);
+        if (!is_array($envelope) || !array_key_exists('v', $envelope) || !is_array($envelope['m'] ?? null)) {
+            throw new \UnexpectedValueException('not an entry written by RedisCache\Symfony\TagAwareAdapter');
+        }
+        return $envelope;
+    }
+
     /** @param list<string> $tags @return list<string> */
-    private function storedTags(array $tags): array
+    protected function storedTags(array $tags): array
     {
         return $this->namespace === '' ? $tags : array_map(fn($t) => $this->namespace . $t, $tags);
     }
 
-    private static function validateKey(mixed $key): string
+    protected static function validateKey(mixed $key): string
     {
         if (!is_string($key)) {
             throw new InvalidArgumentException(sprintf('Cache key must be string, "%s" given.', get_debug_type($key)));
