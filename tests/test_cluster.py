@@ -397,6 +397,94 @@ def test_acl_restricted_user_touches_only_its_keys_on_every_shard(cl):
     assert cl.c(cl.nodes[0]).cmd("CACHE.INVALIDATETAG", "shared-t") == 120
 
 
+def test_redis_py_cluster_client_with_target_nodes(cl):
+    """redis-py 8 RedisCluster: keyed commands route by their key; keyless ones need
+    target_nodes, and one primary is enough: the module fans out itself."""
+    from redis.cluster import RedisCluster
+    rc = RedisCluster(host="127.0.0.1", port=cl.primaries()[0].port)
+    try:
+        for i in range(40):
+            assert rc.execute_command("CACHE.SETTAGGED", f"py:{i}", "v", "TAGS", "py-t") == b"OK"
+        node = rc.get_default_node()
+        assert rc.execute_command("CACHE.STATS", "NAMESPACE", "py", target_nodes=node)[b"entries"] == 40
+        keys, cursor = set(), 0
+        while True:
+            cursor, batch = rc.execute_command("CACHE.TAGSCAN", "py-t", cursor, "COUNT", 100,
+                                               target_nodes=node)
+            keys.update(batch)
+            if int(cursor) == 0:
+                break
+        assert len(keys) == 40
+        assert rc.execute_command("CACHE.INVALIDATETAG", "py-t", target_nodes=node) == 40
+        assert rc.execute_command("CACHE.GET", "py:1") is None
+    finally:
+        rc.close()
+
+
+PHP_CLUSTER = r"""
+$rc = new RedisCluster(NULL, ['127.0.0.1:' . $argv[1]], 2.0, 5.0);
+for ($i = 0; $i < 40; $i++) {
+    // Keyed: the first argument routes the call (by slot).
+    $rc->rawCommand("php:$i", 'CACHE.SETTAGGED', "php:$i", 'v', 'TAGS', 'php-t');
+}
+// Keyless: any one primary, named by [host, port]; the module fans out itself.
+$node = $rc->_masters()[0];
+echo $rc->rawCommand($node, 'CACHE.INVALIDATETAG', 'php-t'), "\n";
+var_dump($rc->rawCommand('php:1', 'CACHE.GET', 'php:1'));
+"""
+
+
+def test_phpredis_cluster_client(cl, tmp_path):
+    import shutil
+    import subprocess
+    php = shutil.which("php")
+    if not php or "redis" not in subprocess.run([php, "-m"], capture_output=True, text=True).stdout:
+        pytest.skip("php with the redis extension is not installed")
+    script = tmp_path / "c.php"
+    script.write_text("<?php\n" + PHP_CLUSTER)
+    out = subprocess.run([php, str(script), str(cl.primaries()[0].port)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["40", "NULL"], out.stdout
+
+
+NODE_CLUSTER = r"""
+const { createCluster } = require('redis');
+(async () => {
+  const c = createCluster({ rootNodes: [{ url: 'redis://127.0.0.1:' + process.argv[2] }] });
+  await c.connect();
+  for (let i = 0; i < 40; i++) {
+    // Keyed: the key (first argument) routes the call.
+    await c.sendCommand('node:' + i, false, ['CACHE.SETTAGGED', 'node:' + i, 'v', 'TAGS', 'node-t']);
+  }
+  // Keyless: one primary is enough; the module fans out itself.
+  const client = await c.nodeClient(c.masters[0]);
+  console.log(await client.sendCommand(['CACHE.INVALIDATETAG', 'node-t']));
+  console.log(await c.sendCommand('node:1', true, ['CACHE.GET', 'node:1']));
+  await c.close();
+})().catch((e) => { console.error(e); process.exit(1); });
+"""
+
+
+def test_node_redis_cluster_client(cl, tmp_path):
+    import shutil
+    import subprocess
+    from pathlib import Path
+    modules = Path(__file__).resolve().parent.parent / "examples" / "node" / "node_modules"
+    node = shutil.which("node")
+    if not node or not (modules / "redis").is_dir():
+        pytest.skip("node-redis not installed (npm ci in examples/node)")
+    script = modules.parent / "_cluster_probe.js"
+    script.write_text(NODE_CLUSTER)
+    try:
+        out = subprocess.run([node, str(script), str(cl.primaries()[0].port)], capture_output=True,
+                             text=True, timeout=60)
+    finally:
+        script.unlink()
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["40", "null"], out.stdout
+
+
 def check_cluster_index(cl, tags):
     """On every node: each entry's CACHE.TAGS agrees with TAGSCAN LOCAL, STATS LOCAL entries
     with the keyspace."""
@@ -543,6 +631,13 @@ def test_stopped_primary_gives_incomplete_then_converges(cl):
         r = cl.c(asker).cmd("CACHE.STATS")
         assert isinstance(r, Err) and r.msg.startswith("INCOMPLETE counters of 2 of 3 primaries"), r
         assert vid in r.msg
+        # A client that goes away while blocked is forgotten, its handle released once.
+        for _ in range(5):
+            gone = cl.fresh(asker)
+            gone.send("CACHE.INVALIDATETAG", "stop-t")
+            gone.close()
+        wait_until(lambda: asker.info("cache").get("cache_cluster_in_flight") == "0",
+                   timeout=10, what="no cluster-wide command left in flight")
     finally:
         os.kill(victim.proc.pid, signal.SIGCONT)
     # The victim applies the request it was sent when it wakes up; a retry answers in full.

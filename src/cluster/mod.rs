@@ -47,6 +47,11 @@ fn recent<R>(f: impl FnOnce(&mut Recent) -> R) -> R {
     f(guard.get_or_insert_with(Recent::default))
 }
 
+/// (cluster-wide commands in flight, recent invalidations remembered), for INFO.
+pub fn sizes() -> (usize, usize) {
+    (pending(|p| p.len()), recent(|r| r.len()))
+}
+
 /// Registers the cluster bus receiver on a cluster-enabled server (nothing otherwise).
 pub fn init(ctx: &Context) -> bool {
     !bus::enabled(ctx) || bus::register_receiver(ctx)
