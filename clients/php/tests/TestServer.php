@@ -38,16 +38,21 @@ final class TestServer
         return $module;
     }
 
-    public function start(): void
+    /** @param list<string> $extraArgs more server arguments (a cluster node's) */
+    public function __construct(private array $extraArgs = [])
+    {
+    }
+
+    public function start(?int $port = null): void
     {
         $binary = getenv('REDIS_SERVER') ?: 'redis-server';
         $this->ownerPid = getmypid();
         $this->dir = sys_get_temp_dir() . '/rediscache-php-' . getmypid() . '-' . bin2hex(random_bytes(4));
         mkdir($this->dir, 0700, true);
         for ($attempt = 1; $attempt <= 3; $attempt++) {
-            $this->port = self::freePort();
-            $cmd = [$binary, '--port', (string) $this->port, '--bind', '127.0.0.1', '--dir', $this->dir,
-                '--save', '', '--appendonly', 'no', '--loadmodule', self::module()];
+            $this->port = $port ?? self::freePort();
+            $cmd = array_merge([$binary, '--port', (string) $this->port, '--bind', '127.0.0.1', '--dir', $this->dir,
+                '--save', '', '--appendonly', 'no'], $this->extraArgs, ['--loadmodule', self::module()]);
             $log = fopen($this->dir . '/server.log', 'a');
             $this->process = proc_open($cmd, [0 => ['file', '/dev/null', 'r'], 1 => $log, 2 => $log], $pipes);
             if (!is_resource($this->process)) {
@@ -116,7 +121,7 @@ final class TestServer
             'read_write_timeout' => 10]);
     }
 
-    private static function freePort(): int
+    public static function freePort(): int
     {
         while (true) {
             $server = stream_socket_server('tcp://127.0.0.1:0', $errno, $errstr);

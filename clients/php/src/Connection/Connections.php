@@ -9,7 +9,7 @@ use RedisCache\Exception\InvalidArgumentException;
 /** @internal */
 final class Connections
 {
-    /** Wrap a phpredis `Redis`, a Predis `ClientInterface`, or return a Connection as it is. */
+    /** Wrap a phpredis `Redis` or `RedisCluster`, a Predis `ClientInterface`, or return a Connection as it is. */
     public static function wrap(object $client): Connection
     {
         if ($client instanceof Connection) {
@@ -18,11 +18,14 @@ final class Connections
         if (class_exists(\Redis::class, false) && $client instanceof \Redis) {
             return new PhpRedisConnection($client);
         }
+        if (class_exists(\RedisCluster::class, false) && $client instanceof \RedisCluster) {
+            return new PhpRedisClusterConnection($client);
+        }
         if (interface_exists(\Predis\ClientInterface::class) && $client instanceof \Predis\ClientInterface) {
             return new PredisConnection($client);
         }
         throw new InvalidArgumentException(sprintf(
-            'Expected a phpredis Redis or a Predis\ClientInterface, "%s" given.',
+            'Expected a phpredis Redis or RedisCluster, or a Predis\ClientInterface, "%s" given.',
             get_debug_type($client)
         ));
     }

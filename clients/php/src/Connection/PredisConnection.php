@@ -17,16 +17,42 @@ use RedisCache\Exception\ServerError;
  * Predis (1.x and 2.x). Commands go through executeRaw(), so the client's `prefix` option does
  * not apply to cache commands (give the cache its own prefix instead).
  *
+ * On a Redis Cluster connection (`['cluster' => 'redis']`), the CACHE.* commands that name a key
+ * are taught to the cluster strategy (routed by their first argument), and the keyless ones
+ * (INVALIDATE, INVALIDATETAG, STATS, TAGSCAN) go to one node, which applies them to the whole
+ * cluster (API.md, "Redis Cluster").
+ *
  * @internal
  */
 final class PredisConnection implements Connection
 {
+    private const KEYED = ['CACHE.GETORMARK', 'CACHE.GET', 'CACHE.SETTAGGED', 'CACHE.TAGS'];
+    private const KEYLESS = ['CACHE.INVALIDATE' => true, 'CACHE.INVALIDATETAG' => true,
+        'CACHE.STATS' => true, 'CACHE.TAGSCAN' => true];
+
+    private ?object $cluster = null;
+
     public function __construct(private ClientInterface $client)
     {
+        $connection = $client->getConnection();
+        foreach (['Predis\Connection\Aggregate\ClusterInterface', 'Predis\Connection\Cluster\ClusterInterface'] as $interface) {
+            if (interface_exists($interface) && $connection instanceof $interface) {
+                $this->cluster = $connection;
+                if (method_exists($connection, 'getClusterStrategy')) {
+                    $strategy = $connection->getClusterStrategy();
+                    foreach (self::KEYED as $id) {
+                        $strategy->setCommandHandler($id, static fn($command) => $command->getArgument(0));
+                    }
+                }
+            }
+        }
     }
 
     public function command(array $args): mixed
     {
+        if ($this->cluster !== null && isset(self::KEYLESS[strtoupper($args[0])])) {
+            return $this->onAnyNode($args);
+        }
         $error = false;
         try {
             $reply = $this->client->executeRaw($args, $error);
@@ -73,6 +99,26 @@ final class PredisConnection implements Connection
             throw new ConnectionError($e->getMessage(), 0, $e);
         }
         return $out;
+    }
+
+    /** A keyless command of a cluster, sent to one node (the module fans it out). */
+    private function onAnyNode(array $args): mixed
+    {
+        try {
+            $nodes = iterator_to_array($this->cluster);
+            if ($nodes === []) {
+                throw new ConnectionError('the cluster has no known node');
+            }
+            $node = $nodes[array_rand($nodes)];
+            $reply = $node->executeCommand(RawCommand::create(...$args));
+        } catch (CommunicationException $e) {
+            throw new ConnectionError($e->getMessage(), 0, $e);
+        }
+        $reply = self::normalise($reply);
+        if ($reply instanceof ServerError) {
+            throw $reply;
+        }
+        return $reply;
     }
 
     public function readTimeoutMs(): ?int
