@@ -139,6 +139,11 @@ pub fn on_keyspace_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[
         // (or this load), and `free` clears the slot if the server frees the value instead, so
         // it is the live value of `key` now; only the main thread dereferences it.
         if let Some(entry) = unsafe { entry.as_mut() } {
+            if event == "restore" {
+                // From another node (RESTORE, MIGRATE), maybe in flight while an invalidation
+                // ran on both nodes.
+                crate::cluster::on_arrival(ctx, db, key, entry, crate::keys::now_ms());
+            }
             index_arrival(ctx, db, key, entry, event == "loaded");
         }
     }
