@@ -15,7 +15,7 @@
 #   SUITE_SET      core (default): the units below, about 7 minutes a run with 2 clients;
 #                  full: every unit of the suite's own default list (88 units).
 #   SUITE_UNITS    space-separated units, replaces the set.
-#   SUITE_CLIENTS  the suite's --clients (default 1); SUITE_PARALLEL=1 makes `all` run the two
+#   SUITE_CLIENTS  the suite's --clients (default 2); SUITE_PARALLEL=1 makes `all` run the two
 #                  runs at the same time (each with SUITE_CLIENTS clients).
 #   SUITE_TAGS     the suite's --tags, e.g. "-slow" (default: none).
 #   SUITE_CACHE    default .cache/redis-suite; CACHE_MODULE default target/release/librediscache.so.
@@ -28,7 +28,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 mode=${1:-all}
 cache=${SUITE_CACHE:-$root/.cache/redis-suite}
 module=${CACHE_MODULE:-$root/target/release/librediscache.so}
-clients=${SUITE_CLIENTS:-1}
+clients=${SUITE_CLIENTS:-2}
 tags=${SUITE_TAGS:-}
 known="$root/scripts/redis_suite_known_failures.txt"
 default_units="unit/dump unit/keyspace unit/expire unit/maxmemory unit/tracking
