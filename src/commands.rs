@@ -1,21 +1,22 @@
 //! Command handlers: parse, check the key's type, validate, act, reply, replicate, in that
 //! order. The logic they call lives in `db`, `entry`, `leases` and `stats`.
 
-use crate::acl::{Access, Intent};
 use crate::args::{self, Freshness as Fresh};
-use crate::cachetype::replication_args;
 use crate::config;
 use crate::db::{TagWork, SYNC_LIMIT};
-use crate::dispatch::Args;
-use crate::entry::{xfetch, Entry, Freshness, FOREVER};
+use crate::entry::{Entry, Freshness, FOREVER};
 use crate::error::{self, ParseError};
-use crate::keys::{now_ms, selected_db, Content, Key};
+use crate::lookup::{lookup, reply_lookup, Lookup};
 use crate::memberset::Bytes;
-use crate::reply;
-use crate::state::{self, format_token, parse_token};
-use crate::stats::{Counters, Event, NamespaceStats};
+use crate::persist::replication_args;
+use crate::server::acl::{Access, Intent};
+use crate::server::command::Args;
+use crate::server::keys::{notify_module_event, now_ms, selected_db, Content, Key, Keyspace};
+use crate::server::reply;
+use crate::state::{self, parse_token};
+use crate::stats::{stat_fields, Event, NamespaceStats, StatValue};
 use crate::waiters;
-use redis_module::{Context, ContextFlags, NotifyEvent, RedisError, RedisResult, RedisValue};
+use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisValue};
 use std::sync::Arc;
 
 fn parse_error(e: ParseError) -> RedisError {
@@ -48,26 +49,14 @@ fn record(ctx: &Context, key: &[u8], events: &[Event]) {
     });
 }
 
-/// Raises the `cache.settagged` keyspace event (class module) for a stored key.
-fn notify(ctx: &Context, key: *mut redis_module::raw::RedisModuleString) {
-    let class = NotifyEvent::MODULE.bits();
-    unsafe {
-        redis_module::raw::RedisModule_NotifyKeyspaceEvent.unwrap()(
-            ctx.ctx,
-            class,
-            c"cache.settagged".as_ptr(),
-            key,
-        );
-    }
-}
-
 /// CACHE.SETTAGGED key value [EX s|PX ms|EXAT s|PXAT ms|PERSIST] [STALE s|PSTALE ms]
 /// [COST ms] [LEASE token] [KEEPTTL] [TAGS tag ...]
 pub fn set_tagged(ctx: &Context, args: &Args) -> RedisResult {
     let argv = args.rest();
     let max_tags = usize::try_from(config::max_tags()).unwrap_or(0);
     let cmd = args::set_tagged(&argv, max_tags).map_err(parse_error)?;
-    let key = Key::open_arg(ctx, args.raw(1), true);
+    let mut keyspace = Keyspace::of(ctx);
+    let mut key = keyspace.open_arg(args.raw(1), true);
     if let Content::Other = key.content() {
         return Err(error::wrong_type());
     }
@@ -123,104 +112,15 @@ pub fn set_tagged(ctx: &Context, args: &Args) -> RedisResult {
         let stale = (fresh_until != FOREVER && !cmd.keep_ttl).then_some(stale_ms);
         let replicated = replication_args(cmd.key, entry, fresh_until, stale, cmd.keep_ttl);
         let refs: Vec<&[u8]> = replicated.iter().map(|a| &**a).collect();
-        crate::dispatch::replicate(ctx, c"CACHE.SETTAGGED", &refs);
+        ctx.replicate("CACHE.SETTAGGED", &refs[..]);
     }
     drop(key);
     if let Some(name) = args.raw(1) {
-        notify(ctx, name);
+        notify_module_event(ctx, c"cache.settagged", name);
     }
     waiters::wake_on_set(ctx, db, cmd.key);
     reply::simple(ctx, c"OK");
     Ok(RedisValue::NoReply)
-}
-
-/// What a lookup found, decided under the state lock.
-pub enum Lookup {
-    Hit(Option<u64>),
-    Stale(Option<u64>),
-    Miss(u64),
-    Pending,
-}
-
-/// Decides HIT / STALE / MISS / PENDING for `key` and grants a lease where the contract says so.
-pub fn decide(db: i32, key: &[u8], entry: Option<&Entry>, lease_ms: i64, now: i64) -> Lookup {
-    let beta = config::early_beta();
-    let (delimiter, max_ns) = (config::delimiter(), config::max_namespaces());
-    state::with(|s| {
-        let freshness = {
-            let d = s.db(db);
-            entry.map_or(Freshness::Dead, |e| d.freshness(key, e, now))
-        };
-        let protected = s.db(db).leases.is_protected(key, now);
-        let mut events = Events::default();
-        let grant = |s: &mut state::State, events: &mut Events| {
-            let token = s.next_random();
-            let seq = s.next_seq();
-            s.db(db).leases.grant(key, token, seq, now, lease_ms);
-            events.push(Event::LeaseGranted);
-            token
-        };
-        let outcome = match (freshness, entry) {
-            (Freshness::Fresh, Some(e)) => {
-                let early = !protected && e.cost_ms > 0 && {
-                    let r = s.next_unit();
-                    xfetch(now, e.fresh_until, e.cost_ms, beta, r)
-                };
-                events.push(Event::Hit);
-                if early {
-                    events.push(Event::EarlyRefresh);
-                    Lookup::Hit(Some(grant(s, &mut events)))
-                } else {
-                    Lookup::Hit(None)
-                }
-            }
-            (Freshness::Stale, Some(_)) => {
-                events.push(Event::StaleHit);
-                Lookup::Stale((!protected).then(|| grant(s, &mut events)))
-            }
-            _ if protected => {
-                events.push(Event::Pending);
-                Lookup::Pending
-            }
-            _ => {
-                events.push(Event::Miss);
-                Lookup::Miss(grant(s, &mut events))
-            }
-        };
-        let stats = &mut s.db(db).stats;
-        for e in events.0.into_iter().flatten() {
-            stats.record(key, e, delimiter, max_ns);
-        }
-        outcome
-    })
-}
-
-/// The (at most three) counters one lookup moves, without allocating.
-#[derive(Default)]
-struct Events([Option<Event>; 3]);
-
-impl Events {
-    fn push(&mut self, event: Event) {
-        if let Some(slot) = self.0.iter_mut().find(|e| e.is_none()) {
-            *slot = Some(event);
-        }
-    }
-}
-
-pub fn reply_lookup(ctx: &Context, lookup: &Lookup, value: Option<&[u8]>) {
-    reply::array(ctx, 3);
-    let (state, value, token) = match *lookup {
-        Lookup::Hit(t) => (&b"HIT"[..], value, t),
-        Lookup::Stale(t) => (&b"STALE"[..], value, t),
-        Lookup::Miss(t) => (&b"MISS"[..], None, Some(t)),
-        Lookup::Pending => (&b"PENDING"[..], None, None),
-    };
-    reply::bulk(ctx, state);
-    reply::bulk_or_null(ctx, value);
-    match token {
-        Some(t) => reply::bulk(ctx, format_token(t).as_bytes()),
-        None => reply::null(ctx),
-    }
 }
 
 /// CACHE.GETORMARK key [LEASE ms] [WAIT ms]
@@ -229,9 +129,10 @@ pub fn get_or_mark(ctx: &Context, args: &Args) -> RedisResult {
     let cmd = args::get_or_mark(&argv).map_err(parse_error)?;
     let lease_ms = cmd.lease_ms.unwrap_or_else(config::lease_ms);
     let db = selected_db(ctx);
-    let key = Key::open_arg(ctx, args.raw(1), false);
-    let entry = read_entry(&key)?;
-    let lookup = decide(db, cmd.key, entry, lease_ms, now_ms());
+    let mut keyspace = Keyspace::of(ctx);
+    let mut key = keyspace.open_arg(args.raw(1), false);
+    let entry = read_entry(&mut key)?;
+    let lookup = lookup(db, cmd.key, entry, lease_ms, now_ms());
     if let (Lookup::Pending, true) = (&lookup, cmd.wait_ms > 0) {
         drop(key);
         return waiters::block(ctx, db, cmd.key, lease_ms, cmd.wait_ms);
@@ -241,7 +142,7 @@ pub fn get_or_mark(ctx: &Context, args: &Args) -> RedisResult {
 }
 
 /// The entry a command's key holds, None for no key; WRONGTYPE for another type.
-fn read_entry(key: &Key) -> Result<Option<&Entry>, RedisError> {
+fn read_entry<'k>(key: &'k mut Key) -> Result<Option<&'k Entry>, RedisError> {
     match key.content() {
         Content::Other => Err(error::wrong_type()),
         Content::Empty => Ok(None),
@@ -255,8 +156,9 @@ pub fn get(ctx: &Context, args: &Args) -> RedisResult {
         return Err(RedisError::WrongArity);
     };
     let db = selected_db(ctx);
-    let key = Key::open_arg(ctx, args.raw(1), false);
-    let entry = read_entry(&key)?;
+    let mut keyspace = Keyspace::of(ctx);
+    let mut key = keyspace.open_arg(args.raw(1), false);
+    let entry = read_entry(&mut key)?;
     let now = now_ms();
     let (delimiter, max_ns) = (config::delimiter(), config::max_namespaces());
     let served = state::with(|s| {
@@ -277,8 +179,9 @@ pub fn get(ctx: &Context, args: &Args) -> RedisResult {
 /// keys of the live entries it touched.
 fn invalidate_keys(ctx: &Context, db: i32, keys: &[Bytes], soft: bool, now: i64) -> Vec<Bytes> {
     let mut touched = Vec::new();
+    let mut keyspace = Keyspace::of(ctx);
     for name in keys {
-        let key = Key::open(ctx, name, true);
+        let mut key = keyspace.open(name, true);
         let Content::Entry(entry) = key.content() else {
             continue;
         };
@@ -388,61 +291,6 @@ pub fn invalidate_tag(ctx: &Context, args: &Args) -> RedisResult {
     Ok(RedisValue::NoReply)
 }
 
-const FIELDS: [&str; 17] = [
-    "hits",
-    "stale_hits",
-    "misses",
-    "pending",
-    "hit_ratio",
-    "sets",
-    "sets_refused",
-    "leases_granted",
-    "invalidations",
-    "invalidated",
-    "entries",
-    "tags",
-    "waits",
-    "wait_woken_by_set",
-    "wait_handovers",
-    "wait_timeouts",
-    "early_refreshes",
-];
-
-/// The fields of CACHE.STATS and INFO, in order; `hit_ratio` is text, the rest integers.
-pub fn stat_fields(c: &Counters, entries: u64, tags: u64) -> [(&'static str, StatValue); 17] {
-    use StatValue::{Int, Text};
-    let values = [
-        Int(c.hits),
-        Int(c.stale_hits),
-        Int(c.misses),
-        Int(c.pending),
-        Text(c.hit_ratio()),
-        Int(c.sets),
-        Int(c.sets_refused),
-        Int(c.leases_granted),
-        Int(c.invalidations),
-        Int(c.invalidated),
-        Int(entries),
-        Int(tags),
-        Int(c.waits),
-        Int(c.wait_woken_by_set),
-        Int(c.wait_handovers),
-        Int(c.wait_timeouts),
-        Int(c.early_refreshes),
-    ];
-    let mut i = 0;
-    values.map(|v| {
-        let field = FIELDS[i];
-        i += 1;
-        (field, v)
-    })
-}
-
-pub enum StatValue {
-    Int(u64),
-    Text(String),
-}
-
 fn reply_fields(ctx: &Context, fields: &[(&str, StatValue)]) {
     reply::map(ctx, fields.len());
     for (name, value) in fields {
@@ -507,7 +355,8 @@ pub fn tags(ctx: &Context, args: &Args) -> RedisResult {
         return Err(RedisError::WrongArity);
     };
     let db = selected_db(ctx);
-    let key = Key::open_arg(ctx, args.raw(1), false);
+    let mut keyspace = Keyspace::of(ctx);
+    let mut key = keyspace.open_arg(args.raw(1), false);
     let tags: Vec<&[u8]> = match key.content() {
         Content::Entry(e) => {
             let dead = state::with(|s| s.db(db).freshness(name, e, now_ms()) == Freshness::Dead);
@@ -548,11 +397,12 @@ pub fn tag_scan(ctx: &Context, args: &Args) -> RedisResult {
     });
     let now = now_ms();
     let access = Access::of(ctx);
+    let mut keyspace = Keyspace::of(ctx);
     let live: Vec<Bytes> = candidates
         .into_iter()
         .filter(|name| access.allows(ctx, name, Intent::Read))
         .filter(|name| {
-            let key = Key::open(ctx, name, false);
+            let mut key = keyspace.open(name, false);
             match key.content() {
                 Content::Entry(e) => {
                     state::with(|s| s.db(db).freshness(name, e, now) != Freshness::Dead)

@@ -76,6 +76,23 @@ pub enum TagWork {
 }
 
 impl Db {
+    /// Recounts the entries per namespace under a new delimiter.
+    pub fn recount_namespaces(&mut self, delimiter: u8, max_ns: usize) {
+        let keys: Vec<_> = self.keys.iter().cloned().collect();
+        self.stats
+            .recount(keys.iter().map(|k| &**k), delimiter, max_ns);
+    }
+
+    /// True while a caller's lease still protects `key`.
+    pub fn is_protected(&self, key: &[u8], now: i64) -> bool {
+        self.leases.is_protected(key, now)
+    }
+
+    /// Grants the lease on `key` to `token` for `lease_ms` from `now`.
+    pub fn grant_lease(&mut self, key: &[u8], token: u64, seq: u64, now: i64, lease_ms: i64) {
+        self.leases.grant(key, token, seq, now, lease_ms);
+    }
+
     pub fn pending_for(&self, tag: &[u8]) -> Option<TagInvalidation> {
         if self.pending.is_empty() {
             None

@@ -2,33 +2,31 @@
 //! stale-while-revalidate, pattern and tag invalidation without scanning the keyspace, and
 //! hit/miss statistics per database and namespace.
 
-pub mod acl;
 pub mod args;
-pub mod cachetype;
 pub mod commands;
 pub mod config;
 pub mod db;
-pub mod dispatch;
-pub mod docs;
 pub mod entry;
 pub mod error;
 pub mod events;
 pub mod info;
 pub mod keyindex;
-pub mod keys;
 pub mod leases;
+pub mod lookup;
 pub mod memberset;
 pub mod pattern;
-pub mod reply;
+pub mod persist;
+pub mod policy;
+pub mod server;
 pub mod state;
 pub mod stats;
 pub mod sweep;
 pub mod waiters;
 
-use cachetype::CACHE_TYPE;
-use dispatch::Command;
 use redis_module::configuration::ConfigurationFlags;
-use redis_module::{raw, redis_module, Context, ModuleOptions, RedisString, Status};
+use redis_module::{redis_module, Context, ModuleOptions, RedisString, Status};
+use server::command::{self as dispatch, Command};
+use server::datatype::CACHE_TYPE;
 use std::ffi::CStr;
 use std::time::Duration;
 
@@ -48,7 +46,7 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         return Status::Err;
     }
     state::with(|s| s.seed(state::os_seed()));
-    if !events::subscribe(ctx) {
+    if !server::events::subscribe::<events::Events>(ctx) {
         ctx.log_warning("cache: could not subscribe to server events");
         return Status::Err;
     }
@@ -56,9 +54,8 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         ctx.log_warning("cache: could not register the commands");
         return Status::Err;
     }
-    docs::register(ctx);
-    // Replaces the macro's default INFO callback (which would need two more crates).
-    raw::register_info_function(ctx.ctx, Some(info::info_callback));
+    server::docs::register(ctx);
+    server::info::register::<info::Info>(ctx);
     ctx.create_timer(HOUSEKEEPING, housekeeping, ());
     Status::Ok
 }
@@ -106,8 +103,24 @@ fn register_commands(ctx: &Context) -> bool {
         && dispatch::add_acl_category(ctx, &COMMANDS)
 }
 
+/// A new `cache.namespace-delimiter` recounts the entries per namespace.
+fn delimiter_changed(
+    _: &redis_module::configuration::ConfigurationContext,
+    _: &str,
+    delimiter: &'static config::Delimiter,
+) {
+    if let Some(byte) = delimiter.take_change() {
+        let max = config::max_namespaces();
+        state::with(|s| {
+            for (_, db) in s.dbs_mut() {
+                db.recount_namespaces(byte, max);
+            }
+        });
+    }
+}
+
 fn housekeeping(ctx: &Context, _: ()) {
-    let now = keys::now_ms();
+    let now = server::keys::now_ms();
     state::with(|s| {
         for (_, db) in s.dbs_mut() {
             db.leases.collect(now);
@@ -134,7 +147,7 @@ redis_module! {
             ["max-namespaces", &config::MAX_NAMESPACES, 1024, 1, config::MAX_NAMESPACES_LIMIT, ConfigurationFlags::DEFAULT, None],
         ],
         string: [
-            ["namespace-delimiter", &config::DELIMITER, ":", ConfigurationFlags::DEFAULT, None],
+            ["namespace-delimiter", &config::DELIMITER, ":", ConfigurationFlags::DEFAULT, Some(Box::new(delimiter_changed))],
             ["early-beta", &config::EARLY_BETA, "1.0", ConfigurationFlags::DEFAULT, None],
         ],
         bool: [],

@@ -5,8 +5,8 @@
 
 use crate::config;
 use crate::entry::Freshness;
-use crate::keys::{now_ms, select_db, Content, Key};
 use crate::memberset::Bytes;
+use crate::server::keys::{now_ms, select_db, Content, Keyspace};
 use crate::state;
 use crate::stats::Event;
 use redis_module::{Context, ContextFlags};
@@ -96,8 +96,9 @@ fn reclaim(ctx: &Context, batch: &Batch, primary: bool) {
     let now = now_ms();
     let db = batch.db;
     let (delimiter, max_ns) = (config::delimiter(), config::max_namespaces());
+    let mut keyspace = Keyspace::of(ctx);
     for name in &batch.keys {
-        let key = Key::open(ctx, name, primary);
+        let mut key = keyspace.open(name, primary);
         let Content::Entry(entry) = key.content() else {
             continue;
         };
@@ -115,7 +116,6 @@ fn reclaim(ctx: &Context, batch: &Batch, primary: bool) {
         if freshness == Freshness::Dead {
             if primary {
                 key.delete();
-                drop(key);
                 ctx.replicate("DEL", &[&**name][..]);
             } else {
                 entry.dead = true;
