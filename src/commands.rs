@@ -2,6 +2,7 @@
 //! order. The logic they call lives in `db`, `entry`, `leases` and `stats`.
 
 use crate::args::{self, Freshness as Fresh};
+use crate::channel::{self, Kind};
 use crate::config;
 use crate::db::{TagWork, SYNC_LIMIT};
 use crate::entry::{Entry, Freshness, FOREVER};
@@ -11,7 +12,9 @@ use crate::memberset::Bytes;
 use crate::persist::replication_args;
 use crate::server::acl::{Access, Intent};
 use crate::server::command::Args;
-use crate::server::keys::{notify_module_event, now_ms, selected_db, Content, Key, Keyspace};
+use crate::server::keys::{
+    notify_module_event, now_ms, selected_db, signal_modified, Content, Key, Keyspace,
+};
 use crate::server::reply;
 use crate::state::{self, parse_token};
 use crate::stats::{stat_fields, Event, NamespaceStats, StatValue};
@@ -115,6 +118,7 @@ pub fn set_tagged(ctx: &Context, args: &Args) -> RedisResult {
         ctx.replicate("CACHE.SETTAGGED", &refs[..]);
     }
     drop(key);
+    signal_modified(ctx, cmd.key);
     if let Some(name) = args.raw(1) {
         notify_module_event(ctx, c"cache.settagged", name);
     }
@@ -150,28 +154,51 @@ fn read_entry<'k>(key: &'k mut Key) -> Result<Option<&'k Entry>, RedisError> {
     }
 }
 
-/// CACHE.GET key
+/// CACHE.GET key [WITHMETA]
 pub fn get(ctx: &Context, args: &Args) -> RedisResult {
-    let (Some(key_name), 2) = (args.get(1), args.len()) else {
-        return Err(RedisError::WrongArity);
-    };
+    let argv = args.rest();
+    let cmd = args::get(&argv).map_err(parse_error)?;
     let db = selected_db(ctx);
     let mut keyspace = Keyspace::of(ctx);
     let mut key = keyspace.open_arg(args.raw(1), false);
+    let expire_at = cmd.with_meta.then(|| key.expire_at()).flatten();
     let entry = read_entry(&mut key)?;
     let now = now_ms();
     let (delimiter, max_ns) = (config::delimiter(), config::max_namespaces());
     let served = state::with(|s| {
         let d = s.db(db);
-        let (event, served) = match entry.map(|e| d.freshness(key_name, e, now)) {
-            Some(Freshness::Fresh) => (Event::Hit, true),
-            Some(Freshness::Stale) => (Event::StaleHit, true),
-            _ => (Event::Miss, false),
+        let freshness = entry.map(|e| (e, d.freshness(cmd.key, e, now)));
+        let event = match freshness {
+            Some((_, Freshness::Fresh)) => Event::Hit,
+            Some((_, Freshness::Stale)) => Event::StaleHit,
+            _ => Event::Miss,
         };
-        d.stats.record(key_name, event, delimiter, max_ns);
-        served
+        d.stats.record(cmd.key, event, delimiter, max_ns);
+        let served = freshness.filter(|(_, f)| *f != Freshness::Dead);
+        // The fresh-until time after pending soft invalidations, only when asked for.
+        served.map(|(e, f)| (e, f, cmd.with_meta.then(|| d.effective(cmd.key, e).1)))
     });
-    reply::bulk_or_null(ctx, entry.filter(|_| served).map(Entry::value));
+    match served {
+        None => reply::null(ctx),
+        Some((e, _, None)) => reply::bulk(ctx, e.value()),
+        Some((e, freshness, Some(until))) => {
+            reply::array(ctx, 5);
+            reply::bulk(ctx, e.value());
+            let state: &[u8] = if freshness == Freshness::Fresh {
+                b"HIT"
+            } else {
+                b"STALE"
+            };
+            reply::bulk(ctx, state);
+            reply::int(ctx, if until == FOREVER { -1 } else { until });
+            reply::int(ctx, expire_at.unwrap_or(-1));
+            let tags: Vec<&[u8]> = e.tags().collect();
+            reply::array(ctx, tags.len());
+            for tag in tags {
+                reply::bulk(ctx, tag);
+            }
+        }
+    }
     Ok(RedisValue::NoReply)
 }
 
@@ -190,9 +217,11 @@ fn invalidate_keys(ctx: &Context, db: i32, keys: &[Bytes], soft: bool, now: i64)
         }
         if soft {
             entry.make_stale(now);
+            drop(key);
         } else {
             key.delete();
         }
+        signal_modified(ctx, name);
         touched.push(name.clone());
     }
     touched
@@ -238,6 +267,7 @@ pub fn invalidate(ctx: &Context, args: &Args) -> RedisResult {
         crate::sweep::start(ctx);
     }
     let count = finish_invalidation(ctx, db, &touched, 0) + work.later as i64;
+    channel::announce(ctx, db, Kind::Pattern, cmd.soft, cmd.pattern);
     reply::int(ctx, count);
     Ok(RedisValue::NoReply)
 }
@@ -287,6 +317,7 @@ pub fn invalidate_tag(ctx: &Context, args: &Args) -> RedisResult {
     }
     let touched = invalidate_keys(ctx, db, &now_keys, cmd.soft, now);
     let count = finish_invalidation(ctx, db, &touched, swept);
+    channel::announce(ctx, db, Kind::Tag, cmd.soft, cmd.pattern);
     reply::int(ctx, count);
     Ok(RedisValue::NoReply)
 }

@@ -3,6 +3,7 @@
 //! hit/miss statistics per database and namespace.
 
 pub mod args;
+pub mod channel;
 pub mod commands;
 pub mod config;
 pub mod db;
@@ -40,7 +41,9 @@ use std::alloc::System as Allocator;
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 fn init(ctx: &Context, args: &[RedisString]) -> Status {
-    ctx.set_module_options(ModuleOptions::HANDLE_IO_ERRORS);
+    ctx.set_module_options(
+        ModuleOptions::HANDLE_IO_ERRORS | ModuleOptions::NO_IMPLICIT_SIGNAL_MODIFIED,
+    );
     if let Err(e) = config::apply_module_args(ctx, args) {
         ctx.log_warning(&format!("cache: {e}"));
         return Status::Err;

@@ -171,6 +171,33 @@ impl Drop for Key<'_> {
     }
 }
 
+/// Tells the server that `name`'s visible value or freshness changed (client-side caching
+/// invalidates it, WATCH aborts): the module declares NO_IMPLICIT_SIGNAL_MODIFIED, so a key
+/// opened for writing and left unchanged signals nothing.
+pub fn signal_modified(ctx: &Context, name: &[u8]) {
+    // SAFETY: `ctx` is the live context of the current callback; the string is created from
+    // a valid slice and freed right after the call, which does not keep it.
+    unsafe {
+        let s = raw::RedisModule_CreateString.unwrap()(ctx.ctx, name.as_ptr().cast(), name.len());
+        raw::RedisModule_SignalModifiedKey.unwrap()(ctx.ctx, s);
+        raw::RedisModule_FreeString.unwrap()(ctx.ctx, s);
+    }
+}
+
+/// PUBLISH `message` on `channel`.
+pub fn publish(ctx: &Context, channel: &[u8], message: &[u8]) {
+    // SAFETY: `ctx` is the live context of the current callback; both strings are created
+    // from valid slices and freed after PublishMessage, which copies what it sends.
+    unsafe {
+        let create = raw::RedisModule_CreateString.unwrap();
+        let c = create(ctx.ctx, channel.as_ptr().cast(), channel.len());
+        let m = create(ctx.ctx, message.as_ptr().cast(), message.len());
+        raw::RedisModule_PublishMessage.unwrap()(ctx.ctx, c, m);
+        raw::RedisModule_FreeString.unwrap()(ctx.ctx, c);
+        raw::RedisModule_FreeString.unwrap()(ctx.ctx, m);
+    }
+}
+
 /// The database selected in `ctx`.
 pub fn selected_db(ctx: &Context) -> i32 {
     // SAFETY: `ctx` is the live context of the current callback.
