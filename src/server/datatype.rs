@@ -4,7 +4,9 @@
 
 use crate::config;
 use crate::entry::Entry;
-use crate::persist::{decode_entry, replication_args, EntryReader, ENCODING_VERSION, FLAG_DEAD};
+use crate::persist::{
+    decode_versioned, reads_version, replication_args, EntryReader, ENCODING_VERSION, FLAG_DEAD,
+};
 use crate::state;
 use redis_module::{native_types::RedisType, raw, RedisBuffer, RedisString};
 use std::borrow::Cow;
@@ -89,13 +91,13 @@ impl EntryReader for IoReader {
 // checked wrappers (HANDLE_IO_ERRORS), and the value handed back is a `Box<Entry>`, which
 // the server later passes to `free`.
 unsafe extern "C" fn rdb_load(io: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
-    if encver != ENCODING_VERSION {
+    if !reads_version(encver) {
         redis_module::logging::log_warning(format!(
-            "cache: can't load entry encoding version {encver} (this build reads {ENCODING_VERSION})"
+            "cache: can't load entry encoding version {encver} (this build reads 1 to {ENCODING_VERSION})"
         ));
         return std::ptr::null_mut();
     }
-    match decode_entry(&mut IoReader(io)) {
+    match decode_versioned(&mut IoReader(io), encver) {
         Some(entry) => Box::into_raw(Box::new(entry)).cast(),
         None => {
             redis_module::logging::log_warning("cache: truncated or corrupted entry in RDB");
