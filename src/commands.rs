@@ -6,12 +6,14 @@ use crate::channel::{self, Kind};
 use crate::config;
 use crate::db::{TagWork, SYNC_LIMIT};
 use crate::entry::{Entry, Freshness, FOREVER};
-use crate::error::{self, ParseError};
+use crate::entry_point;
+use crate::error;
 use crate::lookup::{lookup, reply_lookup, Lookup};
 use crate::memberset::Bytes;
 use crate::persist::replication_args;
 use crate::server::acl::{Access, Intent};
 use crate::server::command::Args;
+use crate::server::docs::{arg, keyword, word, Arg, Spec, Ty, ACCESS, RO, RW, SINCE, UPDATE};
 use crate::server::keys::{
     notify_module_event, now_ms, selected_db, signal_modified, Content, Key, Keyspace,
 };
@@ -20,20 +22,22 @@ use crate::state::{self, parse_token};
 use crate::stats::{stat_fields, Event, NamespaceStats, StatValue};
 use crate::waiters;
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisValue};
+use std::ffi::CStr;
 use std::sync::Arc;
 
-fn parse_error(e: ParseError) -> RedisError {
-    match e {
-        ParseError::Arity => RedisError::WrongArity,
-        ParseError::Syntax => error::syntax(),
-        ParseError::NotAnInteger => error::not_an_integer(),
-        ParseError::InvalidExpire => error::invalid_expire(),
-        ParseError::TooManyTags => error::too_many_tags(config::max_tags()),
-        ParseError::InvalidLease => error::invalid_lease(),
-        ParseError::InvalidWait => error::invalid_wait(),
-        ParseError::InvalidCursor => error::invalid_cursor(),
-    }
-}
+const INVALIDATION_TIPS: &CStr = c"request_policy:all_shards response_policy:agg_sum";
+
+/// Every command, in registration order.
+pub static COMMANDS: [&Spec; 8] = [
+    &SET_TAGGED,
+    &GET_OR_MARK,
+    &GET_SPEC,
+    &INVALIDATE_SPEC,
+    &INVALIDATE_TAG,
+    &STATS_SPEC,
+    &TAGS,
+    &TAG_SCAN,
+];
 
 /// Commands applied from the primary or the AOF are not user traffic: they count nothing.
 fn is_user_traffic(ctx: &Context) -> bool {
@@ -52,12 +56,63 @@ fn record(ctx: &Context, key: &[u8], events: &[Event]) {
     });
 }
 
+const EXPIRATION: &[Arg] = &[
+    keyword(c"seconds", Ty::Int, c"EX", c"seconds"),
+    keyword(c"milliseconds", Ty::Int, c"PX", c"milliseconds"),
+    keyword(
+        c"unix-time-seconds",
+        Ty::UnixTime,
+        c"EXAT",
+        c"unix-time-seconds",
+    ),
+    keyword(
+        c"unix-time-milliseconds",
+        Ty::UnixTime,
+        c"PXAT",
+        c"unix-time-milliseconds",
+    ),
+    word(c"persist", c"PERSIST"),
+];
+
+const STALE_WINDOW: &[Arg] = &[
+    keyword(c"stale-seconds", Ty::Int, c"STALE", c"seconds"),
+    keyword(c"stale-milliseconds", Ty::Int, c"PSTALE", c"milliseconds"),
+];
+
+const SETTAGGED: &[Arg] = &[
+    arg(c"key", Ty::Key),
+    arg(c"value", Ty::Str),
+    arg(c"expiration", Ty::OneOf).sub(EXPIRATION).optional(),
+    arg(c"stale", Ty::OneOf).sub(STALE_WINDOW).optional(),
+    keyword(c"cost", Ty::Int, c"COST", c"milliseconds").optional(),
+    keyword(c"lease", Ty::Str, c"LEASE", c"token").optional(),
+    word(c"keepttl", c"KEEPTTL").optional(),
+    keyword(c"tag", Ty::Str, c"TAGS", c"tag")
+        .optional()
+        .multiple(),
+];
+
+entry_point!(set_tagged_entry, set_tagged);
+
+pub const SET_TAGGED: Spec = Spec {
+    name: c"cache.settagged",
+    entry: set_tagged_entry,
+    flags: c"write deny-oom",
+    summary: c"Stores a value as a cache entry with tags, a fresh lifetime and a stale window, optionally only while a lease token is valid.",
+    complexity: c"O(N) where N is the number of tags of the new entry and of the entry it replaces.",
+    arity: -3,
+    key: Some(RW | UPDATE),
+    since: SINCE,
+    tips: None,
+    args: SETTAGGED,
+};
+
 /// CACHE.SETTAGGED key value [EX s|PX ms|EXAT s|PXAT ms|PERSIST] [STALE s|PSTALE ms]
 /// [COST ms] [LEASE token] [KEEPTTL] [TAGS tag ...]
 pub fn set_tagged(ctx: &Context, args: &Args) -> RedisResult {
     let argv = args.rest();
     let max_tags = usize::try_from(config::max_tags()).unwrap_or(0);
-    let cmd = args::set_tagged(&argv, max_tags).map_err(parse_error)?;
+    let cmd = args::set_tagged(&argv, max_tags)?;
     let mut keyspace = Keyspace::of(ctx);
     let mut key = keyspace.open_arg(args.raw(1), true);
     if let Content::Other = key.content() {
@@ -100,7 +155,7 @@ pub fn set_tagged(ctx: &Context, args: &Args) -> RedisResult {
     let cost_ms = u32::try_from(cmd.cost_ms).unwrap_or(u32::MAX);
     let entry = Entry::new(cmd.value, cmd.tags.iter().copied(), fresh_until, cost_ms);
     if !key.set_entry(entry) {
-        return Err(RedisError::Str("ERR could not store the entry"));
+        return Err(error::could_not_store());
     }
     key.set_expire_at(if cmd.keep_ttl { kept_expire } else { expire_at });
     let (delimiter, max_ns) = (config::delimiter(), config::max_namespaces());
@@ -127,10 +182,31 @@ pub fn set_tagged(ctx: &Context, args: &Args) -> RedisResult {
     Ok(RedisValue::NoReply)
 }
 
+const GETORMARK: &[Arg] = &[
+    arg(c"key", Ty::Key),
+    keyword(c"lease", Ty::Int, c"LEASE", c"milliseconds").optional(),
+    keyword(c"wait", Ty::Int, c"WAIT", c"milliseconds").optional(),
+];
+
+entry_point!(get_or_mark_entry, get_or_mark);
+
+pub const GET_OR_MARK: Spec = Spec {
+    name: c"cache.getormark",
+    entry: get_or_mark_entry,
+    flags: c"write fast",
+    summary: c"Returns an entry's state, value and, when the caller should compute the value, a lease token; optionally waits for another client's lease.",
+    complexity: c"O(1)",
+    arity: -2,
+    key: Some(RO | ACCESS),
+    since: SINCE,
+    tips: Some(c"nondeterministic_output"),
+    args: GETORMARK,
+};
+
 /// CACHE.GETORMARK key [LEASE ms] [WAIT ms]
 pub fn get_or_mark(ctx: &Context, args: &Args) -> RedisResult {
     let argv = args.rest();
-    let cmd = args::get_or_mark(&argv).map_err(parse_error)?;
+    let cmd = args::get_or_mark(&argv)?;
     let lease_ms = cmd.lease_ms.unwrap_or_else(config::lease_ms);
     let db = selected_db(ctx);
     let mut keyspace = Keyspace::of(ctx);
@@ -154,10 +230,30 @@ fn read_entry<'k>(key: &'k mut Key) -> Result<Option<&'k Entry>, RedisError> {
     }
 }
 
+const GET: &[Arg] = &[
+    arg(c"key", Ty::Key),
+    word(c"withmeta", c"WITHMETA").optional(),
+];
+
+entry_point!(get_entry, get);
+
+pub const GET_SPEC: Spec = Spec {
+    name: c"cache.get",
+    entry: get_entry,
+    flags: c"readonly fast",
+    summary: c"Returns the value of a fresh or stale entry, without granting a lease; with WITHMETA also its state, fresh-until and expiry times and tags.",
+    complexity: c"O(1), O(T) with WITHMETA where T is the number of the entry's tags",
+    arity: -2,
+    key: Some(RO | ACCESS),
+    since: SINCE,
+    tips: None,
+    args: GET,
+};
+
 /// CACHE.GET key [WITHMETA]
 pub fn get(ctx: &Context, args: &Args) -> RedisResult {
     let argv = args.rest();
-    let cmd = args::get(&argv).map_err(parse_error)?;
+    let cmd = args::get(&argv)?;
     let db = selected_db(ctx);
     let mut keyspace = Keyspace::of(ctx);
     let mut key = keyspace.open_arg(args.raw(1), false);
@@ -245,10 +341,30 @@ fn finish_invalidation(ctx: &Context, db: i32, touched: &[Bytes], swept: u64) ->
     (touched.len() as u64 + swept) as i64
 }
 
+const INVALIDATE: &[Arg] = &[
+    arg(c"pattern", Ty::Pattern),
+    word(c"soft", c"SOFT").optional(),
+];
+
+entry_point!(invalidate_entry, invalidate);
+
+pub const INVALIDATE_SPEC: Spec = Spec {
+    name: c"cache.invalidate",
+    entry: invalidate_entry,
+    flags: c"write",
+    summary: c"Removes, or with SOFT marks stale, every entry whose key matches a glob-style pattern.",
+    complexity: c"O(1) for a pattern without wildcards, else O(N) where N is the number of entries whose key starts with the pattern's literal prefix.",
+    arity: -2,
+    key: None,
+    since: SINCE,
+    tips: Some(INVALIDATION_TIPS),
+    args: INVALIDATE,
+};
+
 /// CACHE.INVALIDATE pattern [SOFT]
 pub fn invalidate(ctx: &Context, args: &Args) -> RedisResult {
     let argv = args.rest();
-    let cmd = args::invalidate(&argv).map_err(parse_error)?;
+    let cmd = args::invalidate(&argv)?;
     let db = selected_db(ctx);
     let now = now_ms();
     let access = Access::of(ctx);
@@ -272,10 +388,27 @@ pub fn invalidate(ctx: &Context, args: &Args) -> RedisResult {
     Ok(RedisValue::NoReply)
 }
 
+const INVALIDATETAG: &[Arg] = &[arg(c"tag", Ty::Pattern), word(c"soft", c"SOFT").optional()];
+
+entry_point!(invalidate_tag_entry, invalidate_tag);
+
+pub const INVALIDATE_TAG: Spec = Spec {
+    name: c"cache.invalidatetag",
+    entry: invalidate_tag_entry,
+    flags: c"write",
+    summary: c"Removes, or with SOFT marks stale, every entry carrying a tag, or any tag matching a glob-style pattern.",
+    complexity: c"O(N) where N is the number of entries invalidated at once (large tags are swept in the background); a pattern adds O(T), T being the number of tags.",
+    arity: -2,
+    key: None,
+    since: SINCE,
+    tips: Some(INVALIDATION_TIPS),
+    args: INVALIDATETAG,
+};
+
 /// CACHE.INVALIDATETAG tag [SOFT]
 pub fn invalidate_tag(ctx: &Context, args: &Args) -> RedisResult {
     let argv = args.rest();
-    let cmd = args::invalidate(&argv).map_err(parse_error)?;
+    let cmd = args::invalidate(&argv)?;
     let db = selected_db(ctx);
     let now = now_ms();
     let access = Access::of(ctx);
@@ -337,10 +470,33 @@ fn namespace_fields(ns: &NamespaceStats) -> [(&'static str, StatValue); 17] {
     stat_fields(&ns.counters, ns.entries, 0)
 }
 
+const STATS_SCOPE: &[Arg] = &[
+    keyword(c"namespace", Ty::Str, c"NAMESPACE", c"name"),
+    word(c"namespaces", c"NAMESPACES"),
+    word(c"reset", c"RESET"),
+];
+
+const STATS: &[Arg] = &[arg(c"scope", Ty::OneOf).sub(STATS_SCOPE).optional()];
+
+entry_point!(stats_entry, stats);
+
+pub const STATS_SPEC: Spec = Spec {
+    name: c"cache.stats",
+    entry: stats_entry,
+    flags: c"readonly",
+    summary: c"Returns the cache counters of the selected database, of one namespace or of every namespace, or resets them.",
+    complexity: c"O(1), or O(N) with NAMESPACES where N is the number of namespaces.",
+    arity: -1,
+    key: None,
+    since: SINCE,
+    tips: Some(c"nondeterministic_output"),
+    args: STATS,
+};
+
 /// CACHE.STATS [NAMESPACE name | NAMESPACES | RESET]
 pub fn stats(ctx: &Context, args: &Args) -> RedisResult {
     let argv = args.rest();
-    let query = args::stats(&argv).map_err(parse_error)?;
+    let query = args::stats(&argv)?;
     if !Access::of(ctx).covers_all(ctx) {
         return Err(error::no_permission());
     }
@@ -380,11 +536,27 @@ pub fn stats(ctx: &Context, args: &Args) -> RedisResult {
     Ok(RedisValue::NoReply)
 }
 
+const ONE_KEY: &[Arg] = &[arg(c"key", Ty::Key)];
+
+entry_point!(tags_entry, tags);
+
+pub const TAGS: Spec = Spec {
+    name: c"cache.tags",
+    entry: tags_entry,
+    flags: c"readonly fast",
+    summary: c"Returns the tags of an entry.",
+    complexity: c"O(N) where N is the number of tags of the entry.",
+    arity: 2,
+    key: Some(RO | ACCESS),
+    since: SINCE,
+    tips: None,
+    args: ONE_KEY,
+};
+
 /// CACHE.TAGS key
 pub fn tags(ctx: &Context, args: &Args) -> RedisResult {
-    let (Some(name), 2) = (args.get(1), args.len()) else {
-        return Err(RedisError::WrongArity);
-    };
+    let argv = args.rest();
+    let name = args::key_only(&argv)?;
     let db = selected_db(ctx);
     let mut keyspace = Keyspace::of(ctx);
     let mut key = keyspace.open_arg(args.raw(1), false);
@@ -406,10 +578,32 @@ pub fn tags(ctx: &Context, args: &Args) -> RedisResult {
     Ok(RedisValue::NoReply)
 }
 
+const TAGSCAN: &[Arg] = &[
+    arg(c"tag", Ty::Str),
+    arg(c"cursor", Ty::Int),
+    keyword(c"pattern", Ty::Pattern, c"MATCH", c"pattern").optional(),
+    keyword(c"count", Ty::Int, c"COUNT", c"count").optional(),
+];
+
+entry_point!(tag_scan_entry, tag_scan);
+
+pub const TAG_SCAN: Spec = Spec {
+    name: c"cache.tagscan",
+    entry: tag_scan_entry,
+    flags: c"readonly",
+    summary: c"Iterates the keys of the entries carrying a tag.",
+    complexity: c"O(1) for every call. O(N) for a complete iteration, N being the number of entries carrying the tag.",
+    arity: -3,
+    key: None,
+    since: SINCE,
+    tips: Some(c"nondeterministic_output"),
+    args: TAGSCAN,
+};
+
 /// CACHE.TAGSCAN tag cursor [MATCH pattern] [COUNT count]
 pub fn tag_scan(ctx: &Context, args: &Args) -> RedisResult {
     let argv = args.rest();
-    let cmd = args::tag_scan(&argv).map_err(parse_error)?;
+    let cmd = args::tag_scan(&argv)?;
     let db = selected_db(ctx);
     let (next, candidates) = state::with(|s| {
         let d = s.db(db);
@@ -449,4 +643,14 @@ pub fn tag_scan(ctx: &Context, args: &Args) -> RedisResult {
         reply::bulk(ctx, k);
     }
     Ok(RedisValue::NoReply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_table_is_valid() {
+        crate::server::docs::check_table(&COMMANDS);
+    }
 }

@@ -1,6 +1,7 @@
 //! Module configs (`CONFIG SET cache.x`, loadmodule arguments, redis.conf lines). Read without
 //! any lock on every command; out-of-range values are refused, never clamped.
 
+use crate::error;
 use crate::server::config::Shown;
 use redis_module::configuration::{ConfigurationContext, ConfigurationValue};
 use redis_module::{Context, RedisError, RedisString};
@@ -71,7 +72,7 @@ impl ConfigurationValue<RedisString> for Delimiter {
 
     fn set(&self, _ctx: &ConfigurationContext, val: RedisString) -> Result<(), RedisError> {
         let [byte] = val.as_slice() else {
-            return Err(RedisError::Str("the delimiter must be exactly one byte"));
+            return Err(error::bad_delimiter());
         };
         if self.byte.swap(*byte, Ordering::Relaxed) != *byte {
             self.shown.forget();
@@ -105,15 +106,13 @@ impl ConfigurationValue<RedisString> for Beta {
     }
 
     fn set(&self, _ctx: &ConfigurationContext, val: RedisString) -> Result<(), RedisError> {
-        let text = val
-            .try_as_str()
-            .map_err(|_| RedisError::Str("early-beta must be a number from 0 to 100"))?;
+        let text = val.try_as_str().map_err(|_| error::bad_early_beta())?;
         let beta: f64 = text
             .trim()
             .parse()
             .ok()
             .filter(|b: &f64| b.is_finite() && (0.0..=MAX_BETA).contains(b))
-            .ok_or(RedisError::Str("early-beta must be a number from 0 to 100"))?;
+            .ok_or_else(error::bad_early_beta)?;
         self.bits.store(beta.to_bits(), Ordering::Relaxed);
         if let Ok(mut t) = self.text.lock() {
             *t = text.to_string();

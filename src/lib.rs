@@ -26,9 +26,8 @@ pub mod waiters;
 
 use redis_module::configuration::ConfigurationFlags;
 use redis_module::{redis_module, Context, ModuleOptions, RedisString, Status};
-use server::command::{self as dispatch, Command};
+use server::command as dispatch;
 use server::datatype::CACHE_TYPE;
-use std::ffi::CStr;
 use std::time::Duration;
 
 // Unit tests and fuzz targets run without a server, so without its allocator.
@@ -57,53 +56,15 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         ctx.log_warning("cache: could not register the commands");
         return Status::Err;
     }
-    server::docs::register(ctx);
+    server::docs::register(ctx, &commands::COMMANDS);
     server::info::register::<info::Info>(ctx);
     ctx.create_timer(HOUSEKEEPING, housekeeping, ());
     Status::Ok
 }
 
-entry_point!(set_tagged, commands::set_tagged);
-entry_point!(get_or_mark, commands::get_or_mark);
-entry_point!(get, commands::get);
-entry_point!(invalidate, commands::invalidate);
-entry_point!(invalidate_tag, commands::invalidate_tag);
-entry_point!(stats, commands::stats);
-entry_point!(tags, commands::tags);
-entry_point!(tag_scan, commands::tag_scan);
-
-/// Every command: name, entry point, flags, key positions (first, last, step).
-const COMMANDS: [Command; 8] = [
-    command(c"cache.settagged", set_tagged, c"write deny-oom", 1),
-    command(c"cache.getormark", get_or_mark, c"write fast", 1),
-    command(c"cache.get", get, c"readonly fast", 1),
-    command(c"cache.invalidate", invalidate, c"write", 0),
-    command(c"cache.invalidatetag", invalidate_tag, c"write", 0),
-    command(c"cache.stats", stats, c"readonly", 0),
-    command(c"cache.tags", tags, c"readonly fast", 1),
-    command(c"cache.tagscan", tag_scan, c"readonly", 0),
-];
-
-/// A command whose only key, if any, is at `key` (0: none).
-const fn command(
-    name: &'static CStr,
-    entry: dispatch::EntryPoint,
-    flags: &'static CStr,
-    key: i32,
-) -> Command {
-    Command {
-        name,
-        entry,
-        flags,
-        first_key: key,
-        last_key: key,
-        key_step: key,
-    }
-}
-
 fn register_commands(ctx: &Context) -> bool {
-    COMMANDS.iter().all(|c| dispatch::register(ctx, c))
-        && dispatch::add_acl_category(ctx, &COMMANDS)
+    let commands = &commands::COMMANDS;
+    commands.iter().all(|c| dispatch::register(ctx, c)) && dispatch::add_acl_category(ctx, commands)
 }
 
 /// A new `cache.namespace-delimiter` recounts the entries per namespace.

@@ -2,9 +2,9 @@
 //! argument vector as byte slices (the crate's dispatcher builds a Vec of owned strings per
 //! call, measurable on a path as short as a cache hit).
 
+use crate::server::docs::Spec;
 use crate::server::keys::ArgString;
 use redis_module::{raw, Context, RedisResult};
-use std::ffi::CStr;
 use std::os::raw::c_int;
 
 /// The arguments of one call, command name first.
@@ -88,18 +88,9 @@ macro_rules! entry_point {
 pub type EntryPoint =
     extern "C" fn(*mut raw::RedisModuleCtx, *mut *mut raw::RedisModuleString, c_int) -> c_int;
 
-/// A command as the server registers it: name, entry point, flags, key positions.
-pub struct Command {
-    pub name: &'static CStr,
-    pub entry: EntryPoint,
-    pub flags: &'static CStr,
-    pub first_key: c_int,
-    pub last_key: c_int,
-    pub key_step: c_int,
-}
-
 /// Registers one command; false if the server refused it.
-pub fn register(ctx: &Context, c: &Command) -> bool {
+pub fn register(ctx: &Context, c: &Spec) -> bool {
+    let (first_key, last_key, key_step) = c.key_positions();
     // SAFETY: called from `init` with the load context; name and flags are NUL-terminated
     // statics; `entry` has the signature the server calls.
     unsafe {
@@ -108,16 +99,16 @@ pub fn register(ctx: &Context, c: &Command) -> bool {
             c.name.as_ptr(),
             Some(c.entry),
             c.flags.as_ptr(),
-            c.first_key,
-            c.last_key,
-            c.key_step,
+            first_key,
+            last_key,
+            key_step,
         ) == raw::REDISMODULE_OK as c_int
     }
 }
 
 /// Puts the commands in an ACL category `cache` (`ACL SETUSER app +@cache`) where the server
 /// supports module categories (7.2+, Valkey); on 7.0 it does nothing. False on a refusal.
-pub fn add_acl_category(ctx: &Context, commands: &[Command]) -> bool {
+pub fn add_acl_category(ctx: &Context, commands: &[&Spec]) -> bool {
     // SAFETY: the API pointers are filled in once at load, before `init` runs.
     let api = unsafe {
         (
