@@ -426,7 +426,7 @@ mod tests {
         );
         assert_eq!(
             set_tagged(&a("k v TAGS a b c"), 2),
-            Err(ParseError::TooManyTags(64))
+            Err(ParseError::TooManyTags(2))
         );
         assert!(
             set_tagged(&a("k v TAGS a a b"), 2).is_ok(),

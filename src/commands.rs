@@ -49,7 +49,7 @@ fn record(ctx: &Context, key: &[u8], events: &[Event]) {
     let db = selected_db(ctx);
     let (delimiter, max) = (config::delimiter(), config::max_namespaces());
     state::with(|s| {
-        let stats = &mut s.db(db).stats;
+        let stats = s.db(db).stats_mut();
         for &e in events {
             stats.record(key, e, delimiter, max);
         }
@@ -134,10 +134,10 @@ pub fn set_tagged(ctx: &Context, args: &Args) -> RedisResult {
         let d = s.db(db);
         let ok = match cmd.lease {
             Some(token) => {
-                parse_token(token).is_some_and(|t| d.leases.redeem(cmd.key, t, &cmd.tags))
+                parse_token(token).is_some_and(|t| d.leases_mut().redeem(cmd.key, t, &cmd.tags))
             }
             None => {
-                d.leases.void_key(cmd.key);
+                d.leases_mut().void_key(cmd.key);
                 true
             }
         };
@@ -164,7 +164,7 @@ pub fn set_tagged(ctx: &Context, args: &Args) -> RedisResult {
             let d = s.db(db);
             d.add(cmd.key, entry, gen, delimiter, max_ns);
             if user {
-                d.stats.record(cmd.key, Event::Set, delimiter, max_ns);
+                d.stats_mut().record(cmd.key, Event::Set, delimiter, max_ns);
             }
         });
         let stale = (fresh_until != FOREVER && !cmd.keep_ttl).then_some(stale_ms);
@@ -269,7 +269,7 @@ pub fn get(ctx: &Context, args: &Args) -> RedisResult {
             Some((_, Freshness::Stale)) => Event::StaleHit,
             _ => Event::Miss,
         };
-        d.stats.record(cmd.key, event, delimiter, max_ns);
+        d.stats_mut().record(cmd.key, event, delimiter, max_ns);
         let served = freshness.filter(|(_, f)| *f != Freshness::Dead);
         // The fresh-until time after pending soft invalidations, only when asked for.
         served.map(|(e, f)| (e, f, cmd.with_meta.then(|| d.effective(cmd.key, e).1)))
@@ -329,7 +329,7 @@ fn finish_invalidation(ctx: &Context, db: i32, touched: &[Bytes], swept: u64) ->
     if is_user_traffic(ctx) {
         let (delimiter, max_ns) = (config::delimiter(), config::max_namespaces());
         state::with(|s| {
-            let stats = &mut s.db(db).stats;
+            let stats = s.db(db).stats_mut();
             stats.record_command();
             stats.total.invalidated += swept;
             for key in touched {
@@ -376,7 +376,7 @@ pub fn invalidate(ctx: &Context, args: &Args) -> RedisResult {
         work = state::with(|s| s.db(db).match_keys(cmd.pattern, cmd.soft, seq, now, true));
     }
     work.now.retain(|k| allowed(k));
-    state::with(|s| s.db(db).leases.void_pattern(cmd.pattern, allowed));
+    state::with(|s| s.db(db).leases_mut().void_pattern(cmd.pattern, allowed));
     let touched = invalidate_keys(ctx, db, &work.now, cmd.soft, now);
     if let Some(rest) = work.sweep {
         state::with(|s| s.db(db).start_pattern_sweep(rest));
@@ -421,7 +421,7 @@ pub fn invalidate_tag(ctx: &Context, args: &Args) -> RedisResult {
         };
         let large = tags
             .iter()
-            .any(|t| d.tags.get(t).is_some_and(|m| m.len() > SYNC_LIMIT));
+            .any(|t| d.tag_members(t).is_some_and(|m| m.len() > SYNC_LIMIT));
         (tags, large)
     });
     // The sweeper runs without a user: a restricted user's members are all checked now.
@@ -430,7 +430,7 @@ pub fn invalidate_tag(ctx: &Context, args: &Args) -> RedisResult {
         let seq = s.next_seq();
         let d = s.db(db);
         if literal.is_none() {
-            d.leases.void_tag_pattern(cmd.pattern, seq);
+            d.leases_mut().void_tag_pattern(cmd.pattern, seq);
         }
         let mut now_keys = Vec::new();
         let mut swept = 0u64;
@@ -505,18 +505,18 @@ pub fn stats(ctx: &Context, args: &Args) -> RedisResult {
         args::StatsQuery::Totals => {
             let fields = state::with(|s| {
                 let d = s.db(db);
-                stat_fields(&d.stats.total, d.entries() as u64, d.tags.len() as u64)
+                stat_fields(&d.stats().total, d.entries() as u64, d.tag_count() as u64)
             });
             reply_fields(ctx, &fields);
         }
         args::StatsQuery::Namespace(name) => {
-            let ns = state::with(|s| s.db(db).stats.namespace(name));
+            let ns = state::with(|s| s.db(db).stats().namespace(name));
             reply_fields(ctx, &namespace_fields(&ns));
         }
         args::StatsQuery::Namespaces => {
             let all: Vec<(Vec<u8>, NamespaceStats)> = state::with(|s| {
                 s.db(db)
-                    .stats
+                    .stats()
                     .namespaces()
                     .into_iter()
                     .map(|(name, ns)| (name.to_vec(), ns))
@@ -529,7 +529,7 @@ pub fn stats(ctx: &Context, args: &Args) -> RedisResult {
             }
         }
         args::StatsQuery::Reset => {
-            state::with(|s| s.db(db).stats.reset());
+            state::with(|s| s.db(db).stats_mut().reset());
             reply::simple(ctx, c"OK");
         }
     }
@@ -607,7 +607,7 @@ pub fn tag_scan(ctx: &Context, args: &Args) -> RedisResult {
     let db = selected_db(ctx);
     let (next, candidates) = state::with(|s| {
         let d = s.db(db);
-        match d.tags.get(cmd.tag) {
+        match d.tag_members(cmd.tag) {
             Some(set) => {
                 let (next, ids) = set.scan(cmd.cursor, cmd.count);
                 let mut keys = d.names(ids.iter().copied());

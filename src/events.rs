@@ -19,7 +19,7 @@ pub fn on_keyspace_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[
     let written = arrived || matches!(event, "del" | "set" | "rename_from" | "move_from");
     if written && event != "loaded" {
         // The key was written by another command: an outstanding lease on it is void.
-        state::with(|s| s.db(db).leases.void_key(key));
+        state::with(|s| s.db(db).leases_mut().void_key(key));
     }
     if arrived {
         index_arrival(ctx, db, key);

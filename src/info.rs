@@ -19,8 +19,8 @@ fn fields() -> Vec<(String, String)> {
         let (mut entries, mut tags, mut bytes) = (0u64, 0u64, 0u64);
         let mut per_db = Vec::new();
         for (id, db) in s.dbs() {
-            let c = &db.stats.total;
-            let (e, t) = (db.entries() as u64, db.tags.len() as u64);
+            let c = &db.stats().total;
+            let (e, t) = (db.entries() as u64, db.tag_count() as u64);
             if e == 0 && t == 0 && *c == Counters::default() {
                 continue;
             }

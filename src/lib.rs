@@ -87,7 +87,7 @@ fn housekeeping(ctx: &Context, _: ()) {
     let now = server::keys::now_ms();
     state::with(|s| {
         for (_, db) in s.dbs_mut() {
-            db.leases.collect(now);
+            db.leases_mut().collect(now);
         }
     });
     ctx.create_timer(HOUSEKEEPING, housekeeping, ());

@@ -31,7 +31,7 @@ pub fn lookup(db: i32, key: &[u8], entry: Option<&Entry>, lease_ms: i64, now: i6
             s.db(db).grant_lease(key, token, seq, now, lease_ms);
             token
         });
-        let stats = &mut s.db(db).stats;
+        let stats = s.db(db).stats_mut();
         for e in decision.events.iter() {
             stats.record(key, e, delimiter, max_ns);
         }

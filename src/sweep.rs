@@ -45,7 +45,7 @@ fn next_batch() -> Option<Batch> {
     state::with(|s| {
         let busy: Vec<i32> = s
             .dbs()
-            .filter(|(_, d)| !d.sweeps.is_empty() || !d.pattern_sweeps.is_empty())
+            .filter(|(_, d)| d.has_sweeps())
             .map(|(i, _)| i)
             .collect();
         busy.into_iter().find_map(|db| {
@@ -108,7 +108,7 @@ fn reclaim(ctx: &Context, batch: &Batch, primary: bool) {
         let freshness = state::with(|s| {
             let d = s.db(db);
             if counted && primary {
-                d.stats
+                d.stats_mut()
                     .record(name, Event::Invalidated(1), delimiter, max_ns);
             }
             d.freshness(name, entry, now)

@@ -53,7 +53,7 @@ fn with<R>(f: impl FnOnce(&mut Waiting) -> R) -> R {
 
 fn count(db: i32, key: &[u8], event: Event) {
     let (delimiter, max_ns) = (config::delimiter(), config::max_namespaces());
-    state::with(|s| s.db(db).stats.record(key, event, delimiter, max_ns));
+    state::with(|s| s.db(db).stats_mut().record(key, event, delimiter, max_ns));
 }
 
 /// Blocks the calling client on `key`, or answers PENDING where blocking is not allowed

@@ -1,5 +1,6 @@
 """Helpers shared by the integration tests (talk to the module through a resp.RawClient)."""
 
+import threading
 import time
 
 from resp import S, Err, Map, pairs
@@ -151,7 +152,44 @@ def snapshot(r):
     return state, stats(r)
 
 
+def token_of(reply, state):
+    """The token of a GETORMARK reply in `state` (asserting both)."""
+    assert isinstance(reply, list) and len(reply) == 3, reply
+    assert reply[0] == state.encode(), reply
+    tok = reply[2]
+    assert isinstance(tok, bytes) and tok, reply
+    return tok
+
+
+def wait_in_thread(server, *args):
+    """Runs CACHE.GETORMARK *args on a new connection in a thread; returns (thread, out) where
+    out gets "reply" and "elapsed"."""
+    c = server.raw()
+    out = {}
+
+    def run():
+        t0 = time.monotonic()
+        out["reply"] = c.cmd("CACHE.GETORMARK", *args)
+        out["elapsed"] = time.monotonic() - t0
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    return th, out
+
+
+def wait_blocked(server, n=1):
+    """Waits (up to 5 s) until at least `n` clients are blocked."""
+    def blocked():
+        info = server.info("clients")
+        return int(info.get("blocked_clients", "0")) >= n
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not blocked():
+        time.sleep(0.01)
+    assert blocked(), "client did not block"
+
+
 __all__ = [
+    "token_of", "wait_in_thread", "wait_blocked",
     "OK", "S", "Err", "Map", "stat_fields", "documented_stat_fields", "WRONGTYPE", "SYNTAX", "NOT_INT", "BAD_EXPIRE", "arity",
     "settag", "must_set", "gom", "stats", "decode_fields", "tagscan_all", "key_type", "all_keys",
     "entry_keys", "check_index", "wait_until", "snapshot", "pairs",

@@ -85,9 +85,6 @@ macro_rules! entry_point {
     };
 }
 
-pub type EntryPoint =
-    extern "C" fn(*mut raw::RedisModuleCtx, *mut *mut raw::RedisModuleString, c_int) -> c_int;
-
 /// Registers one command; false if the server refused it.
 pub fn register(ctx: &Context, c: &Spec) -> bool {
     let (first_key, last_key, key_step) = c.key_positions();

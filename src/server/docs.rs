@@ -8,7 +8,6 @@
 //! copies everything it is given (strings, key specs, argument arrays), so the structs only
 //! live for the duration of the call.
 
-use crate::server::command::EntryPoint;
 use redis_module::{raw, Context};
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_int};
@@ -108,6 +107,10 @@ impl Arg {
         self
     }
 }
+
+/// The `extern "C"` function the server calls for a command (made by `entry_point!`).
+pub type EntryPoint =
+    extern "C" fn(*mut raw::RedisModuleCtx, *mut *mut raw::RedisModuleString, c_int) -> c_int;
 
 /// One command, declared once: what registration needs (name, entry point, flags, key
 /// positions) and what `COMMAND DOCS` / `COMMAND INFO` report about it.
