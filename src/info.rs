@@ -41,6 +41,12 @@ fn fields() -> Vec<(String, String)> {
         .map(|(name, value)| (name.to_string(), text(value)))
         .collect();
     out.push(("index_bytes".to_string(), index_bytes.to_string()));
+    let (in_flight, recent) = crate::cluster::sizes();
+    out.push(("cluster_in_flight".to_string(), in_flight.to_string()));
+    out.push((
+        "cluster_recent_invalidations".to_string(),
+        recent.to_string(),
+    ));
     out.extend(per_db);
     out
 }

@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod channel;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod db;
@@ -57,6 +58,10 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         return Status::Err;
     }
     server::docs::register(ctx, &commands::COMMANDS);
+    if !cluster::init(ctx) {
+        ctx.log_warning("cache: could not register the cluster bus receiver");
+        return Status::Err;
+    }
     server::info::register::<info::Info>(ctx);
     ctx.create_timer(HOUSEKEEPING, housekeeping, ());
     Status::Ok
@@ -109,6 +114,7 @@ redis_module! {
             ["lease-ms", &config::LEASE_MS, 10_000, 1, args::MAX_LEASE_MS, ConfigurationFlags::DEFAULT, None],
             ["max-tags", &config::MAX_TAGS, 64, 1, config::MAX_TAGS_LIMIT, ConfigurationFlags::DEFAULT, None],
             ["max-namespaces", &config::MAX_NAMESPACES, 1024, 1, config::MAX_NAMESPACES_LIMIT, ConfigurationFlags::DEFAULT, None],
+            ["cluster-timeout-ms", &config::CLUSTER_TIMEOUT_MS, 2000, 1, config::MAX_CLUSTER_TIMEOUT_MS, ConfigurationFlags::DEFAULT, None],
         ],
         string: [
             ["namespace-delimiter", &config::DELIMITER, ":", ConfigurationFlags::DEFAULT, Some(Box::new(delimiter_changed))],

@@ -110,7 +110,8 @@ EXPECTED = {
                       "entries whose key starts with the pattern's literal prefix.",
         "arity": -2,
         "key_flags": None,
-        "args": [arg("pattern", "pattern"), arg("soft", "pure-token", "SOFT", OPT)],
+        "args": [arg("pattern", "pattern"), arg("soft", "pure-token", "SOFT", OPT),
+                 arg("local", "pure-token", "LOCAL", OPT)],
     },
     "cache.invalidatetag": {
         "summary": "Removes, or with SOFT marks stale, every entry carrying a tag, or any tag "
@@ -119,7 +120,8 @@ EXPECTED = {
                       "swept in the background); a pattern adds O(T), T being the number of tags.",
         "arity": -2,
         "key_flags": None,
-        "args": [arg("tag", "pattern"), arg("soft", "pure-token", "SOFT", OPT)],
+        "args": [arg("tag", "pattern"), arg("soft", "pure-token", "SOFT", OPT),
+                 arg("local", "pure-token", "LOCAL", OPT)],
     },
     "cache.stats": {
         "summary": "Returns the cache counters of the selected database, of one namespace or of "
@@ -133,6 +135,7 @@ EXPECTED = {
                 arg("namespaces", "pure-token", "NAMESPACES"),
                 arg("reset", "pure-token", "RESET"),
             ]),
+            arg("local", "pure-token", "LOCAL", OPT),
         ],
     },
     "cache.tags": {
@@ -153,6 +156,7 @@ EXPECTED = {
             arg("cursor", "integer"),
             arg("pattern", "pattern", "MATCH", OPT),
             arg("count", "integer", "COUNT", OPT),
+            arg("local", "pure-token", "LOCAL", OPT),
         ],
     },
 }

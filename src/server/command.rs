@@ -129,3 +129,10 @@ pub fn add_acl_category(ctx: &Context, commands: &[&Spec]) -> bool {
         })
     }
 }
+
+/// Replicates `command args...` to replicas and the AOF (the crate's `Context::replicate`).
+pub fn replicate(ctx: &Context, command: &std::ffi::CStr, args: &[&[u8]]) {
+    if let Ok(name) = command.to_str() {
+        ctx.replicate(name, args);
+    }
+}

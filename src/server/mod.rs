@@ -5,6 +5,7 @@
 
 pub mod acl;
 pub mod blocking;
+pub mod cluster_bus;
 pub mod command;
 pub mod config;
 pub mod datatype;
