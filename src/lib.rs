@@ -12,6 +12,7 @@ pub mod entry;
 pub mod error;
 pub mod events;
 pub mod info;
+pub mod invalidation;
 pub mod keyindex;
 pub mod leases;
 pub mod lookup;
