@@ -1,0 +1,7 @@
+'use strict';
+// rediscache: Node client for the rediscache Redis module (CommonJS entry point).
+const { Cache } = require('./cache');
+const { KeyvRedisCache } = require('./keyv');
+const { escapePattern, TimeoutError } = require('./util');
+
+module.exports = { Cache, KeyvRedisCache, escapePattern, TimeoutError };
