@@ -64,7 +64,8 @@ class Cache extends EventEmitter {
     return Boolean(this.client.isReady);
   }
 
-  _cmd(args, client = this.client, ms = this.options.commandTimeoutMs) {
+  async _cmd(args, client = this.client, ms = this.options.commandTimeoutMs) {
+    if (client === this.client && this.client.isReady === false) await this._ready;
     return withTimeout(client.sendCommand(args), ms, args[0]);
   }
 
@@ -79,7 +80,8 @@ class Cache extends EventEmitter {
    * Like getOrCompute, but resolves to `{ value, state, stored, refreshing }`: `state` is
    * HIT, STALE, MISS (computed here), FAILSAFE (computation threw, stale value served) or
    * UNCACHED (computed without the cache: Redis unreachable, or another client's
-   * computation did not finish within waitMs).
+   * computation did not finish within waitMs). `coalesced: true` when this call shared the
+   * lookup of a concurrent call for the same key in this process.
    */
   getOrComputeResult(key, compute, options = {}) {
     if (typeof compute !== 'function') throw new TypeError('rediscache: compute must be a function');
@@ -87,7 +89,8 @@ class Cache extends EventEmitter {
     key = String(key);
     if (!o.coalesce) return this._lookup(key, compute, o);
     const inFlight = this._flights.get(key);
-    if (inFlight) return inFlight;
+    // Joiners share the first caller's lookup (and computation); `coalesced` marks them.
+    if (inFlight) return inFlight.then((r) => ({ ...r, coalesced: true }));
     const p = this._lookup(key, compute, o).finally(() => this._flights.delete(key));
     this._flights.set(key, p);
     return p;

@@ -36,8 +36,10 @@ class KeyvRedisCache extends EventEmitter {
     this.opts = { url, dialect: 'redis', commandTimeoutMs: 2000, ...options };
     this.namespace = undefined; // set by Keyv
     this.ttlSupport = true;
+    // Connection errors of a client we opened are ours to report (Keyv listens to 'error');
+    // a client you pass in is yours to listen to.
     this._onClientError = (e) => { if (this.listenerCount('error') > 0) this.emit('error', e); };
-    this.client.on('error', this._onClientError);
+    if (this._ownsClient) this.client.on('error', this._onClientError);
     this._ready = connectBounded(this.client, 2000);
   }
 

@@ -54,16 +54,27 @@ function toNumberish(v) {
 
 const str = (v) => (v === null || v === undefined ? v : Buffer.isBuffer(v) ? v.toString() : v);
 
+// node-redis, a peer dependency: from this package's place, or (when the package is a
+// symlink, as `npm install ./path` makes by default) from the application's directory.
+function loadRedis() {
+  try {
+    return require('redis');
+  } catch (e) {
+    try {
+      return require(require.resolve('redis', { paths: [process.cwd()] }));
+    } catch {
+      throw new Error('rediscache: the `redis` package (node-redis >= 5) is a peer dependency: npm install redis', { cause: e });
+    }
+  }
+}
+
 // Open a node-redis client for a URL (lazy require: `redis` is a peer dependency). The
 // offline queue is off, so that a command sent while Redis is unreachable fails at once
 // (and the caller computes without the cache) instead of waiting for a reconnection.
 function createOwnClient(url, clientOptions = {}) {
-  let redis;
-  try {
-    redis = require('redis');
-  } catch (e) {
-    throw new Error('rediscache: the `redis` package (node-redis >= 5) is a peer dependency: npm install redis', { cause: e });
-  }
+  const redis = clientOptions.redis || loadRedis();
+  clientOptions = { ...clientOptions };
+  delete clientOptions.redis;
   const socket = {
     connectTimeout: 2000,
     reconnectStrategy: (retries) => Math.min(50 * 2 ** Math.min(retries, 6), 2000),
