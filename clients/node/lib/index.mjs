@@ -2,5 +2,5 @@
 // classes, so `instanceof` agrees whichever way an application loads the package).
 import cjs from './index.js';
 
-export const { Cache, KeyvRedisCache, escapePattern, TimeoutError } = cjs;
+export const { Cache, KeyvRedisCache, NearCache, escapePattern, TimeoutError } = cjs;
 export default cjs;
