@@ -52,7 +52,7 @@ install_check() {
 }
 
 step "eslint" lint
-step "node:test (Cache, Keyv store, cache-manager v7, ESM/CJS)" unit
+step "node:test (Cache, Keyv store, cache-manager v7, NearCache, ESM/CJS)" unit
 step "@keyv/test-suite (vitest)" keyv_suite
 step "seed-flow examples (examples/node)" examples
 step "npm install into a scratch project" install_check

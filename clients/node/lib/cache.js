@@ -66,7 +66,9 @@ class Cache extends EventEmitter {
 
   async _cmd(args, client = this.client, ms = this.options.commandTimeoutMs) {
     if (client === this.client && this.client.isReady === false) await this._ready;
-    return withTimeout(client.sendCommand(args), ms, args[0]);
+    // node-redis >= 6 has a command timeout of its own (5 s by default): ours replaces it, so
+    // that a GETORMARK ... WAIT may block for as long as it asked.
+    return withTimeout(client.sendCommand(args, ms > 0 ? { timeout: ms + 1000 } : undefined), ms, args[0]);
   }
 
   // --- get-or-compute ---------------------------------------------------------------

@@ -45,7 +45,8 @@ class KeyvRedisCache extends EventEmitter {
 
   async _cmd(args) {
     if (this.client.isReady === false) await this._ready;
-    return withTimeout(this.client.sendCommand(args), this.opts.commandTimeoutMs, args[0]);
+    const ms = this.opts.commandTimeoutMs;
+    return withTimeout(this.client.sendCommand(args, ms > 0 ? { timeout: ms + 1000 } : undefined), ms, args[0]);
   }
 
   _tags(key) {

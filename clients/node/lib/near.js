@@ -61,7 +61,7 @@ class NearCache extends EventEmitter {
     this._active = false; // tracking on and subscribed: local copies may be kept
     this._reads = new Map(); // key -> { promise, dirty }
     this._closed = false;
-    this.local = { hits: 0, misses: 0, stored: 0, evictions: 0, messages: 0, pushes: 0, dropAlls: 0, sweptCopies: 0 };
+    this.local = { hits: 0, misses: 0, stored: 0, evictions: 0, messages: 0, pushes: 0, pushedKeys: 0, dropAlls: 0, sweptCopies: 0, handlerMs: 0 };
 
     this.client.on('ready', () => this._enable());
     for (const ev of ['end', 'reconnecting']) this.client.on(ev, () => this._deactivate(`data connection ${ev}`));
@@ -149,6 +149,14 @@ class NearCache extends EventEmitter {
 
   _onMessage(channel, payload) {
     const at = performance.now();
+    try {
+      this._handle(channel, payload, at);
+    } finally {
+      this.local.handlerMs += performance.now() - at;
+    }
+  }
+
+  _handle(channel, payload, at) {
     if (channel === TRACKING_CHANNEL) {
       this.local.pushes++;
       if (payload === null || payload === undefined) {
@@ -157,6 +165,7 @@ class NearCache extends EventEmitter {
         return;
       }
       const keys = Array.isArray(payload) ? payload : [payload];
+      this.local.pushedKeys += keys.length;
       for (const k of keys) {
         const key = str(k);
         const read = this._reads.get(key);

@@ -88,6 +88,14 @@ test.describe('leases', () => {
     assert.ok(Date.now() - t0 >= 250, 'blocked until the set');
   });
 
+  test.it('WAIT longer than node-redis\'s own 5 s command timeout', async () => {
+    const cache = open({ ttl: 30, waitMs: 8000 });
+    const [, , token] = await raw.sendCommand(['CACHE.GETORMARK', 'report:long', 'LEASE', '20000']);
+    setTimeout(() => raw.sendCommand(['CACHE.SETTAGGED', 'report:long', '"built"', 'EX', '30', 'LEASE', token]), 5600);
+    const r = await cache.getOrComputeResult('report:long', async () => assert.fail('computed'));
+    assert.deepEqual([r.state, r.value], ['HIT', 'built']);
+  });
+
   test.it('PENDING beyond waitMs: bounded, then computed without caching', async () => {
     const cache = open({ ttl: 30, waitMs: 300 });
     await raw.sendCommand(['CACHE.GETORMARK', 'report:p', 'LEASE', '10000']);
