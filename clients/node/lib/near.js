@@ -55,8 +55,8 @@ class NearCache extends EventEmitter {
     this.deserialize = this.cache.options.deserialize;
 
     this._resetLocal();
-    this._gen = 0; // rises with every read started and every rule installed
-    this._lastMsgGen = 0; // gen of the last invalidation message of any kind
+    this._gen = 0; // rises with every rule installed
+    this._recent = []; // the rules installed while reads were in flight: applied to their replies
     this._epoch = 0; // rises with every drop-everything
     this._active = false; // tracking on and subscribed: local copies may be kept
     this._reads = new Map(); // key -> { promise, dirty }
@@ -189,7 +189,7 @@ class NearCache extends EventEmitter {
   _applyRule(kind, arg) {
     const soft = kind === 'softtag' || kind === 'softpattern';
     const gen = ++this._gen;
-    this._lastMsgGen = gen;
+    if (this._reads.size) this._recent.push({ gen, kind, arg, soft, re: isPattern(arg) ? globToRegExp(arg) : null });
     if (kind === 'tag' || kind === 'softtag') {
       if (!isPattern(arg)) {
         const rule = this._tagRules.get(arg) || { hard: 0, soft: 0 };
@@ -322,7 +322,7 @@ class NearCache extends EventEmitter {
 
   _dropAll() {
     this._epoch++;
-    this._lastMsgGen = ++this._gen;
+    this._recent = [];
     this.local.dropAlls++;
     this._resetLocal();
     for (const r of this._reads.values()) r.dirty = true;
@@ -399,13 +399,14 @@ class NearCache extends EventEmitter {
     return read ? read.value : undefined;
   }
 
-  // CACHE.GET key WITHMETA, one at a time per key; keeps a HIT locally when no invalidation
-  // of any kind arrived while the read was in flight and tracking was on throughout.
+  // CACHE.GET key WITHMETA, one at a time per key; keeps a HIT locally when tracking was on
+  // throughout, no push named the key meanwhile, and no rule installed meanwhile covers it
+  // (a soft one: kept, as stale).
   _readMeta(key) {
     const inFlight = this._reads.get(key);
     if (inFlight) return inFlight.promise;
-    const read = { dirty: false };
-    const gen = this._gen;
+    const read = { dirty: false, gen: this._gen };
+    const { gen } = read;
     const epoch = this._epoch;
     const active = this._active;
     read.promise = this.cache._cmd(['CACHE.GET', key, 'WITHMETA']).then((reply) => {
@@ -413,15 +414,47 @@ class NearCache extends EventEmitter {
       const [raw, state, freshUntil, expireAt, tags] = reply;
       const value = this.deserialize(str(raw));
       const st = str(state);
-      if (st === 'HIT' && active && this._active && epoch === this._epoch && !read.dirty && this._lastMsgGen <= gen) {
-        const f = Number(freshUntil);
-        const x = Number(expireAt);
-        this._store(key, value, f < 0 ? Infinity : f, x < 0 ? Infinity : x, (tags || []).map(str), gen);
+      if (st === 'HIT' && active && this._active && epoch === this._epoch && !read.dirty) {
+        const tagList = (tags || []).map(str);
+        const verdict = this._since(gen, key, tagList);
+        if (verdict !== 'drop') {
+          const f = Number(freshUntil);
+          const x = Number(expireAt);
+          this._store(key, value, f < 0 ? Infinity : f, x < 0 ? Infinity : x, tagList, gen);
+          if (verdict === 'stale') this._entries.get(key).stale = true;
+        }
       }
       return { value, state: st };
-    }).finally(() => this._reads.delete(key));
+    }).finally(() => {
+      this._reads.delete(key);
+      this._pruneRecent();
+    });
     this._reads.set(key, read);
     return read.promise;
+  }
+
+  // What the rules installed after `gen` say of a copy read before them: 'drop', 'stale' or ''.
+  _since(gen, key, tags) {
+    let verdict = '';
+    for (const r of this._recent) {
+      if (r.gen <= gen) continue;
+      let hit;
+      if (r.kind === 'tag' || r.kind === 'softtag') hit = r.re ? tags.some((t) => r.re.test(t)) : tags.includes(r.arg);
+      else hit = r.re ? r.re.test(key) : key === r.arg;
+      if (!hit) continue;
+      if (!r.soft) return 'drop';
+      verdict = 'stale';
+    }
+    return verdict;
+  }
+
+  // Forget the rules no read in flight started before.
+  _pruneRecent() {
+    if (this._reads.size === 0) { this._recent.length = 0; return; }
+    if (this._recent.length < 256) return;
+    let min = Infinity;
+    for (const r of this._reads.values()) if (r.gen < min) min = r.gen;
+    this._recent = this._recent.filter((r) => r.gen > min);
   }
 
   // --- writes and invalidation (applied locally at once: read-your-writes) --------------

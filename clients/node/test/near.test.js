@@ -186,6 +186,29 @@ test.describe('NearCache', () => {
     }
   });
 
+  test.it('a reply read before an invalidation that arrived while it was in flight is not kept as fresh', async () => {
+    const near = await openNear();
+    for (const k of ['i:1', 'i:2', 'i:3', 'i:4']) await set(k, k, 'EX', '60', 'TAGS', 't', `own:${k}`);
+    // The message is handled before the reply (both are on their way when the read is sent).
+    let p = near.get('i:1');
+    near._onMessage(near.channel, 'tag t');
+    assert.equal(await p, 'i:1', 'this caller still gets what it read');
+    assert.equal(near.peek('i:1'), undefined, 'not kept');
+    p = near.get('i:2');
+    near._onMessage(near.channel, 'softtag own:i:2');
+    assert.equal(await p, 'i:2');
+    assert.equal(near.peek('i:2').fresh, false, 'kept as stale');
+    p = near.get('i:3');
+    near._onMessage('__redis__:invalidate', ['i:3']);
+    await p;
+    assert.equal(near.peek('i:3'), undefined, 'a push for the key during the read');
+    p = near.get('i:4');
+    near._onMessage(near.channel, 'tag unrelated');
+    near._onMessage(near.channel, 'pattern other:*');
+    await p;
+    assert.equal(near.peek('i:4').fresh, true, 'unrelated rules do not stop it');
+  });
+
   test.it('bounded: the least recently used copy goes first', async () => {
     const near = await openNear({ maxEntries: 3 });
     for (let i = 1; i <= 4; i++) await set(`l:${i}`, i, 'EX', '60');
