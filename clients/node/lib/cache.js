@@ -156,7 +156,7 @@ class Cache extends EventEmitter {
     const raw = value === undefined ? undefined : o.serialize(value);
     if (raw !== undefined) {
       const args = ['CACHE.SETTAGGED', key, raw, ...this._lifetimeArgs(o), 'COST', String(cost), 'LEASE', token];
-      const tags = o.tags || [];
+      const tags = [].concat(o.tags ?? []);
       if (tags.length) args.push('TAGS', ...tags.map(String));
       try {
         // nil: the lease was voided (an invalidation, or a newer writer) while we computed,
@@ -257,7 +257,8 @@ class Cache extends EventEmitter {
     const o = { ...this.options, ...options };
     const args = ['CACHE.SETTAGGED', String(key), o.serialize(value), ...this._lifetimeArgs(o)];
     if (o.cost) args.push('COST', String(Math.ceil(o.cost)));
-    if (o.tags && o.tags.length) args.push('TAGS', ...o.tags.map(String));
+    const tags = [].concat(o.tags ?? []);
+    if (tags.length) args.push('TAGS', ...tags.map(String));
     return (await this._cmd(args)) !== null;
   }
 
