@@ -208,6 +208,21 @@ test.describe('fail-safe', () => {
     assert.deepEqual([r.state, r.value, r.reason], ['UNCACHED', 'computed', 'unreachable']);
     assert.ok(Date.now() - t0 < 2000);
     await cache.close();
+    // a client of your own (offline queue on, node-redis's default)
+    const again = await start();
+    const mine = createClient({ url: again.url });
+    mine.on('error', () => {});
+    await mine.connect();
+    const withMine = new Cache(mine, { ttl: 30, commandTimeoutMs: 500 });
+    assert.equal((await withMine.getOrComputeResult('k', async () => 'a')).state, 'MISS');
+    await again.stop();
+    await sleep(100);
+    const t1 = Date.now();
+    const r1 = await withMine.getOrComputeResult('k', async () => 'computed');
+    assert.deepEqual([r1.state, r1.value], ['UNCACHED', 'computed']);
+    assert.ok(Date.now() - t1 < 1500);
+    await withMine.close();
+    mine.destroy();
     const never = new Cache('redis://127.0.0.1:1', { ttl: 30, connectTimeoutMs: 300 });
     const r2 = await never.getOrComputeResult('k', async () => 'x');
     assert.deepEqual([r2.state, r2.value], ['UNCACHED', 'x']);
