@@ -242,3 +242,14 @@ def test_acl_selectors_follow_key_specs(r):
                     c.execute_command(*cmd)
         finally:
             c.close()
+
+
+def test_readme_lists_every_registered_command(r):
+    """README's command reference has one section per command the module registers (the
+    command table in src/commands.rs), and no section for a command that does not exist."""
+    import re
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    documented = {m.lower() for m in re.findall(r"^### (CACHE\.[A-Z]+)", readme, re.M)}
+    registered = set(r.execute_command("COMMAND LIST", "FILTERBY", "MODULE", "cache"))
+    assert registered and documented == registered
