@@ -117,6 +117,9 @@ class Cluster:
                     return False
             if len(views) != 1:
                 return False
+            # Every cluster-bus link up: a cluster-wide STATS answers in full everywhere.
+            if any(isinstance(self.c(s).cmd("CACHE.STATS"), Err) for s in self.nodes if s.alive()):
+                return False
             return len(self.primaries()) == 3 and len(self.replicas()) == len(
                 [s for s in self.nodes if s.alive()]) - 3
         wait_until(healthy, timeout=timeout, interval=0.2, what="cluster_state:ok, replicas in sync")

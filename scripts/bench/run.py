@@ -1434,6 +1434,14 @@ def start_cluster(n=3):
         time.sleep(0.1)
     else:
         raise RuntimeError("cluster did not reach cluster_state:ok")
+    # Every cluster-bus link up: a cluster-wide STATS from each node answers in full.
+    while time.time() < deadline:
+        try:
+            for srv in nodes:
+                srv.client().execute_command("CACHE.STATS")
+            break
+        except redis.ResponseError:
+            time.sleep(0.2)
     return nodes
 
 

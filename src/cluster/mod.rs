@@ -31,10 +31,25 @@ use message::{Answer, Message, Reply, Request, StatWords, StatsScope, STAT_WORDS
 use recent::{Recent, Record, Target};
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisValue};
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use targets::Topology;
 
 static PENDING: Mutex<Option<Pending<Blocked>>> = Mutex::new(None);
+/// Requests the server could not hand to a node's link yet (a link being re-established after
+/// a reconnect or a restart): retried every RETRY_EVERY while their command still waits.
+static UNSENT: Mutex<Vec<Unsent>> = Mutex::new(Vec::new());
+static RETRY_ARMED: AtomicBool = AtomicBool::new(false);
+const RETRY_EVERY: Duration = Duration::from_millis(20);
+/// Bounds the queue of unsent requests (each holds its payload).
+const MAX_UNSENT: usize = 30_000;
+
+struct Unsent {
+    id: u64,
+    node: NodeId,
+    payload: Arc<[u8]>,
+}
 static RECENT: Mutex<Option<Recent>> = Mutex::new(None);
 
 fn pending<R>(f: impl FnOnce(&mut Pending<Blocked>) -> R) -> R {
@@ -156,15 +171,19 @@ fn ask(
         .ok_or(RedisError::Str("ERR request too large for the cluster bus"))?;
     let mut asked = Vec::new();
     let mut missing = Vec::new();
+    let mut unsent = Vec::new();
     for node in targets {
         // A node marked failing is not waited for (it is named in the reply), but still told:
         // if it comes back, it applies the invalidation too.
         let failing = bus::failing(ctx, &node);
         let sent = bus::send(ctx, &node, &payload);
-        if sent && !failing {
-            asked.push(node);
-        } else {
+        if failing {
             missing.push(node);
+        } else {
+            if !sent {
+                unsent.push(node);
+            }
+            asked.push(node);
         }
     }
     if asked.is_empty() {
@@ -178,11 +197,50 @@ fn ask(
         return Err(RedisError::Str("ERR could not block the client"));
     };
     match pending(|p| p.start(id, bc, acc, asked, missing, own)) {
-        Started::Waiting => {}
+        Started::Waiting => retry_later(ctx, id, unsent, &payload),
         Started::Done(outcome) => bus::unblock(bc, Some(outcome)),
         Started::Refused => bus::unblock(bc, None),
     }
     Ok(RedisValue::NoReply)
+}
+
+/// Queues the requests for `nodes` that could not be sent (their command waits on until its
+/// timeout; a retry that gets through in time still completes it).
+fn retry_later(ctx: &Context, id: u64, nodes: Vec<NodeId>, payload: &[u8]) {
+    if nodes.is_empty() {
+        return;
+    }
+    let payload: Arc<[u8]> = Arc::from(payload);
+    let mut queue = UNSENT.lock().unwrap_or_else(|p| p.into_inner());
+    for node in nodes {
+        if queue.len() < MAX_UNSENT {
+            queue.push(Unsent {
+                id,
+                node,
+                payload: payload.clone(),
+            });
+        }
+    }
+    drop(queue);
+    if !RETRY_ARMED.swap(true, Ordering::Relaxed) {
+        ctx.create_timer(RETRY_EVERY, retry_unsent, ());
+    }
+}
+
+fn retry_unsent(ctx: &Context, _: ()) {
+    let queue = std::mem::take(&mut *UNSENT.lock().unwrap_or_else(|p| p.into_inner()));
+    let left: Vec<Unsent> = queue
+        .into_iter()
+        .filter(|u| pending(|p| p.awaits(u.id, &u.node)) && !bus::send(ctx, &u.node, &u.payload))
+        .collect();
+    let mut queue = UNSENT.lock().unwrap_or_else(|p| p.into_inner());
+    queue.extend(left);
+    let again = !queue.is_empty();
+    drop(queue);
+    RETRY_ARMED.store(again, Ordering::Relaxed);
+    if again {
+        ctx.create_timer(RETRY_EVERY, retry_unsent, ());
+    }
 }
 
 /// Replies to a client with what its command gathered.
