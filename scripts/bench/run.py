@@ -1508,6 +1508,12 @@ def sec_cluster(S, res: Results):
         for srv, t in zip(nodes, tags):
             bulk_load(srv.port, lambda i, t=t: resp("CACHE.SETTAGGED", f"{{{t}}}:big:{i}", "v", "TAGS", "big"),
                       per, label=f"load {srv.port}")
+        # Control: the same probes on the idle cluster (what this machine's load alone gives).
+        probes = [PingProbe(srv.port) for srv in nodes]
+        time.sleep(S["control_secs"])
+        control = [pr.stop() for pr in probes]
+        res.add(sec, "  control: worst PING per node, idle cluster", max(o["max_ms"] for o in control),
+                unit="ms", note=f"{S['control_secs']} s; " + ", ".join(f"{o['max_ms']:.1f}" for o in control) + " ms")
         probes = [PingProbe(srv.port) for srv in nodes]
         time.sleep(0.3)
         t0 = time.perf_counter()
