@@ -358,6 +358,7 @@ pub fn invalidate(ctx: &Context, args: &Args) -> RedisResult {
     let (count, touched) = invalidate_pattern(ctx, db, cmd.pattern, cmd.soft, &access, true);
     replicate_invalidation(ctx, &access, None, cmd.soft, &touched);
     channel::announce(ctx, db, Kind::Pattern, cmd.soft, cmd.pattern);
+    replicate_announcement(ctx, &access, db, Kind::Pattern, cmd.soft, cmd.pattern);
     let op = cluster::Op::Invalidate {
         pattern: cmd.pattern.to_vec(),
         soft: cmd.soft,
@@ -402,6 +403,27 @@ pub fn replicate_invalidation(
             crate::dispatch::replicate(ctx, c"DEL", &[&**key]);
         }
     }
+}
+
+/// A restricted user's invalidation reaches replicas as per-key commands, not as the command
+/// that announces itself there: outside a cluster, the announcement is replicated with them so
+/// replicas' subscribers get it too (in a cluster the server carries it to every node). Their
+/// per-key SOFT invalidations announce themselves as `softpattern <key>` on such replicas too.
+fn replicate_announcement(
+    ctx: &Context,
+    access: &Access,
+    db: i32,
+    kind: Kind,
+    soft: bool,
+    argument: &[u8],
+) {
+    let flags = ctx.get_flags();
+    let internal = flags.intersects(ContextFlags::REPLICATED | ContextFlags::LOADING);
+    if internal || flags.contains(ContextFlags::CLUSTER) || access.covers_all(ctx) {
+        return;
+    }
+    let (name, text) = (channel::channel(db), channel::message(kind, soft, argument));
+    crate::dispatch::replicate(ctx, c"PUBLISH", &[&name, &text]);
 }
 
 /// Invalidates the entries whose key matches `pattern` that `access` may touch; returns how
@@ -451,6 +473,7 @@ pub fn invalidate_tag(ctx: &Context, args: &Args) -> RedisResult {
     let (count, touched) = invalidate_tags(ctx, db, cmd.pattern, cmd.soft, &access, true);
     replicate_invalidation(ctx, &access, None, cmd.soft, &touched);
     channel::announce(ctx, db, Kind::Tag, cmd.soft, cmd.pattern);
+    replicate_announcement(ctx, &access, db, Kind::Tag, cmd.soft, cmd.pattern);
     let op = cluster::Op::InvalidateTag {
         tag: cmd.pattern.to_vec(),
         soft: cmd.soft,
