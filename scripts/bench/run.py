@@ -1496,7 +1496,9 @@ def sec_cluster(S, res: Results):
             loop.append((time.perf_counter() - t0) * 1000)
             if n != small * 3:
                 raise RuntimeError(f"client loop answered {n}, want {small * 3}")
-        note = f"{reps} calls, tag of {small * 3} entries over 3 primaries, from each primary in turn"
+        retries = sum(int(r.info("cache").get("cache_cluster_send_retries", 0)) for r in rs)
+        note = (f"{reps} calls, tag of {small * 3} entries over 3 primaries, from each primary in turn; "
+                f"{retries} sends retried")
         res.add(sec, "cluster-wide INVALIDATETAG p50", pct(wide, 50), unit="ms", note=note)
         res.check(sec, "cluster-wide INVALIDATETAG p99", pct(wide, 99), "<", 2.0, unit="ms", note=note)
         res.add(sec, "client loop over primaries (LOCAL) p50", pct(loop, 50), unit="ms",
