@@ -275,17 +275,7 @@ pub fn bus_ports(ctx: &Context) -> Vec<u16> {
         Ok(CallReply::String(s)) => s.as_bytes().to_vec(),
         _ => return Vec::new(),
     };
-    let mut ports: Vec<u16> = String::from_utf8_lossy(&text)
-        .lines()
-        .filter_map(|line| {
-            let addr = line.split(' ').nth(1)?;
-            let cport = addr.split('@').nth(1)?;
-            cport.split(',').next()?.parse().ok()
-        })
-        .collect();
-    ports.sort_unstable();
-    ports.dedup();
-    ports
+    cluster::targets::bus_ports(&String::from_utf8_lossy(&text))
 }
 
 /// Sets TCP_NODELAY on the sockets among fds `from..to` whose peer port is one of `ports`:
