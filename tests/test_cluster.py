@@ -17,7 +17,7 @@ from conftest import Server, free_port, REDIS_SERVER
 from resp import Err, RawClient, pairs
 
 TIMEOUT_MS = 600
-NODE_TIMEOUT_MS = 4000
+NODE_TIMEOUT_MS = 6000
 
 
 def ok(reply):
