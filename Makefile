@@ -77,8 +77,13 @@ bench-tiny: build
 profile: build
 	$(PYTHON) scripts/profile.py
 
+# The single-server examples, then the cluster ones (a local 3-primary cluster), both even if
+# the first fails.
 examples: build
-	@if [ -f examples/run.sh ]; then bash examples/run.sh; else echo "no examples/run.sh yet"; fi
+	@status=0; \
+	if [ -f examples/run.sh ]; then bash examples/run.sh || status=1; else echo "no examples/run.sh yet"; fi; \
+	echo "== cluster examples"; bash examples/cluster/run.sh || status=1; \
+	exit $$status
 
 # The cargo-fuzz targets of fuzz/, FUZZ_SECONDS each (default 60); not part of `make test`.
 fuzz:

@@ -9,8 +9,8 @@ use crate::entry::{Entry, Freshness, FOREVER};
 use crate::entry_point;
 use crate::error;
 use crate::invalidation::{
-    invalidate_pattern, invalidate_tags, is_user_traffic, replicate_invalidation, reply_fields,
-    reply_scan, tag_scan_local,
+    invalidate_pattern, invalidate_tags, is_user_traffic, replicate_announcement,
+    replicate_invalidation, reply_fields, reply_scan, tag_scan_local,
 };
 use crate::lookup::{lookup, reply_lookup, Lookup};
 use crate::persist::replication_args;
@@ -322,6 +322,7 @@ pub fn invalidate(ctx: &Context, args: &Args) -> RedisResult {
     let (count, touched) = invalidate_pattern(ctx, db, cmd.pattern, cmd.soft, &access, true);
     replicate_invalidation(ctx, &access, None, cmd.soft, &touched);
     channel::announce(ctx, db, Kind::Pattern, cmd.soft, cmd.pattern);
+    replicate_announcement(ctx, &access, db, Kind::Pattern, cmd.soft, cmd.pattern);
     let op = cluster::Op::Invalidate {
         pattern: cmd.pattern.to_vec(),
         soft: cmd.soft,
@@ -360,6 +361,7 @@ pub fn invalidate_tag(ctx: &Context, args: &Args) -> RedisResult {
     let (count, touched) = invalidate_tags(ctx, db, cmd.pattern, cmd.soft, &access, true);
     replicate_invalidation(ctx, &access, None, cmd.soft, &touched);
     channel::announce(ctx, db, Kind::Tag, cmd.soft, cmd.pattern);
+    replicate_announcement(ctx, &access, db, Kind::Tag, cmd.soft, cmd.pattern);
     let op = cluster::Op::InvalidateTag {
         tag: cmd.pattern.to_vec(),
         soft: cmd.soft,

@@ -41,12 +41,15 @@ fn fields() -> Vec<(String, String)> {
         .map(|(name, value)| (name.to_string(), text(value)))
         .collect();
     out.push(("index_bytes".to_string(), index_bytes.to_string()));
-    let (in_flight, recent) = crate::cluster::sizes();
-    out.push(("cluster_in_flight".to_string(), in_flight.to_string()));
-    out.push((
-        "cluster_recent_invalidations".to_string(),
-        recent.to_string(),
-    ));
+    let (in_flight, recent, retries, nodelay) = crate::cluster::sizes();
+    for (name, value) in [
+        ("cluster_in_flight", in_flight as u64),
+        ("cluster_recent_invalidations", recent as u64),
+        ("cluster_send_retries", retries),
+        ("cluster_nodelay_sets", nodelay),
+    ] {
+        out.push((name.to_string(), value.to_string()));
+    }
     out.extend(per_db);
     out
 }

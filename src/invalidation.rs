@@ -1,6 +1,7 @@
 //! The invalidation and scan work shared by the command handlers and the cluster fan-out (a
 //! forwarded part of a cluster-wide command runs the same code on this node's entries).
 
+use crate::channel;
 use crate::cluster::remember;
 use crate::config;
 use crate::db::{TagWork, SYNC_LIMIT};
@@ -109,6 +110,27 @@ pub fn replicate_invalidation(
             replicate(ctx, c"DEL", &[&**key]);
         }
     }
+}
+
+/// A restricted user's invalidation reaches replicas as per-key commands, not as the command
+/// that announces itself there: outside a cluster, the announcement is replicated with them so
+/// replicas' subscribers get it too (in a cluster the server carries it to every node). Their
+/// per-key SOFT invalidations announce themselves as `softpattern <key>` on such replicas too.
+pub fn replicate_announcement(
+    ctx: &Context,
+    access: &Access,
+    db: i32,
+    kind: channel::Kind,
+    soft: bool,
+    argument: &[u8],
+) {
+    let flags = ctx.get_flags();
+    let internal = flags.intersects(ContextFlags::REPLICATED | ContextFlags::LOADING);
+    if internal || flags.contains(ContextFlags::CLUSTER) || access.covers_all(ctx) {
+        return;
+    }
+    let (name, text) = (channel::channel(db), channel::message(kind, soft, argument));
+    replicate(ctx, c"PUBLISH", &[&name, &text]);
 }
 
 /// Invalidates the entries whose key matches `pattern` that `access` may touch; returns how

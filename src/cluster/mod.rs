@@ -31,24 +31,106 @@ use message::{Answer, Message, Reply, Request, StatWords, StatsScope, STAT_WORDS
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisValue};
 use remember::{recent, window_ms};
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use targets::Topology;
 
 static PENDING: Mutex<Option<Pending<Blocked>>> = Mutex::new(None);
+/// Requests the server could not hand to a node's link yet (a link being re-established after
+/// a reconnect or a restart): retried every RETRY_EVERY while their command still waits.
+static UNSENT: Mutex<Vec<Unsent>> = Mutex::new(Vec::new());
+static RETRY_ARMED: AtomicBool = AtomicBool::new(false);
+/// Requests that could not be handed to a link at once (INFO cache_cluster_send_retries).
+static SEND_RETRIES: AtomicU64 = AtomicU64::new(0);
+/// How many times TCP_NODELAY was set on a bus link (INFO cache_cluster_nodelay_sets).
+static NODELAY_SET: AtomicU64 = AtomicU64::new(0);
+const RETRY_EVERY: Duration = Duration::from_millis(20);
+/// Bounds the queue of unsent requests (each holds its payload).
+const MAX_UNSENT: usize = 30_000;
+
+struct Unsent {
+    id: u64,
+    node: NodeId,
+    payload: Arc<[u8]>,
+}
 
 fn pending<R>(f: impl FnOnce(&mut Pending<Blocked>) -> R) -> R {
     let mut guard = PENDING.lock().unwrap_or_else(|p| p.into_inner());
     f(guard.get_or_insert_with(Pending::default))
 }
 
-/// (cluster-wide commands in flight, recent invalidations remembered), for INFO.
-pub fn sizes() -> (usize, usize) {
-    (pending(|p| p.len()), recent(|r| r.len()))
+/// (cluster-wide commands in flight, recent invalidations remembered, sends retried), for
+/// INFO.
+pub fn sizes() -> (usize, usize, u64, u64) {
+    (
+        pending(|p| p.len()),
+        recent(|r| r.len()),
+        SEND_RETRIES.load(Ordering::Relaxed),
+        NODELAY_SET.load(Ordering::Relaxed),
+    )
 }
 
-/// Registers the cluster bus receiver on a cluster-enabled server (nothing otherwise).
+/// Registers the cluster bus receiver on a cluster-enabled server (nothing otherwise), and
+/// starts the timer that keeps Nagle's algorithm off the cluster bus links.
 pub fn init(ctx: &Context) -> bool {
-    !bus::enabled(ctx) || bus::register_receiver(ctx)
+    if !bus::enabled(ctx) {
+        return true;
+    }
+    if !bus::register_receiver(ctx) {
+        return false;
+    }
+    ctx.create_timer(LINK_SCAN_EVERY, scan_links, ());
+    true
+}
+
+/// The server leaves its outbound cluster bus links with Nagle's algorithm on (7.0, Valkey
+/// 9): a request written while an earlier small message on the same link awaits its delayed
+/// ACK waits up to 40 ms. Every LINK_SCAN_EVERY, LINK_SCAN_FDS descriptors are checked and the
+/// links among them get TCP_NODELAY, so a new link is found within a few seconds even on a
+/// server with thousands of clients, at a bounded cost per tick.
+const LINK_SCAN_EVERY: Duration = Duration::from_millis(100);
+const LINK_SCAN_FDS: i32 = 512;
+
+struct LinkScan {
+    next_fd: i32,
+    /// The highest descriptor found open in this pass; the pass ends well past it.
+    highest: i32,
+    ports: Vec<u16>,
+    ticks: u32,
+}
+
+static LINK_SCAN: Mutex<LinkScan> = Mutex::new(LinkScan {
+    next_fd: 0,
+    highest: 0,
+    ports: Vec::new(),
+    ticks: 0,
+});
+
+/// Descriptors past the highest open one that a pass still checks before it starts over.
+const LINK_SCAN_SLACK: i32 = 256;
+
+fn scan_links(ctx: &Context, _: ()) {
+    let mut scan = LINK_SCAN.lock().unwrap_or_else(|p| p.into_inner());
+    // The bus ports change as nodes join: read them again every second.
+    if scan.ticks.is_multiple_of(10) {
+        scan.ports = bus::bus_ports(ctx);
+    }
+    scan.ticks = scan.ticks.wrapping_add(1);
+    let to = scan.next_fd.saturating_add(LINK_SCAN_FDS);
+    let (set, highest) = bus::nodelay_links(&scan.ports, scan.next_fd, to);
+    NODELAY_SET.fetch_add(set as u64, Ordering::Relaxed);
+    if let Some(h) = highest {
+        scan.highest = scan.highest.max(h);
+    }
+    if to > scan.highest.saturating_add(LINK_SCAN_SLACK) {
+        scan.next_fd = 0;
+        scan.highest = 0;
+    } else {
+        scan.next_fd = to;
+    }
+    drop(scan);
+    ctx.create_timer(LINK_SCAN_EVERY, scan_links, ());
 }
 
 /// Where a keyless command acts.
@@ -150,15 +232,19 @@ fn ask(
         .ok_or(RedisError::Str("ERR request too large for the cluster bus"))?;
     let mut asked = Vec::new();
     let mut missing = Vec::new();
+    let mut unsent = Vec::new();
     for node in targets {
         // A node marked failing is not waited for (it is named in the reply), but still told:
         // if it comes back, it applies the invalidation too.
         let failing = bus::failing(ctx, &node);
         let sent = bus::send(ctx, &node, &payload);
-        if sent && !failing {
-            asked.push(node);
-        } else {
+        if failing {
             missing.push(node);
+        } else {
+            if !sent {
+                unsent.push(node);
+            }
+            asked.push(node);
         }
     }
     if asked.is_empty() {
@@ -172,11 +258,51 @@ fn ask(
         return Err(RedisError::Str("ERR could not block the client"));
     };
     match pending(|p| p.start(id, bc, acc, asked, missing, own)) {
-        Started::Waiting => {}
+        Started::Waiting => retry_later(ctx, id, unsent, &payload),
         Started::Done(outcome) => bus::unblock(bc, Some(outcome)),
         Started::Refused => bus::unblock(bc, None),
     }
     Ok(RedisValue::NoReply)
+}
+
+/// Queues the requests for `nodes` that could not be sent (their command waits on until its
+/// timeout; a retry that gets through in time still completes it).
+fn retry_later(ctx: &Context, id: u64, nodes: Vec<NodeId>, payload: &[u8]) {
+    if nodes.is_empty() {
+        return;
+    }
+    SEND_RETRIES.fetch_add(nodes.len() as u64, Ordering::Relaxed);
+    let payload: Arc<[u8]> = Arc::from(payload);
+    let mut queue = UNSENT.lock().unwrap_or_else(|p| p.into_inner());
+    for node in nodes {
+        if queue.len() < MAX_UNSENT {
+            queue.push(Unsent {
+                id,
+                node,
+                payload: payload.clone(),
+            });
+        }
+    }
+    drop(queue);
+    if !RETRY_ARMED.swap(true, Ordering::Relaxed) {
+        ctx.create_timer(RETRY_EVERY, retry_unsent, ());
+    }
+}
+
+fn retry_unsent(ctx: &Context, _: ()) {
+    let queue = std::mem::take(&mut *UNSENT.lock().unwrap_or_else(|p| p.into_inner()));
+    let left: Vec<Unsent> = queue
+        .into_iter()
+        .filter(|u| pending(|p| p.awaits(u.id, &u.node)) && !bus::send(ctx, &u.node, &u.payload))
+        .collect();
+    let mut queue = UNSENT.lock().unwrap_or_else(|p| p.into_inner());
+    queue.extend(left);
+    let again = !queue.is_empty();
+    drop(queue);
+    RETRY_ARMED.store(again, Ordering::Relaxed);
+    if again {
+        ctx.create_timer(RETRY_EVERY, retry_unsent, ());
+    }
 }
 
 /// Replies to a client with what its command gathered.

@@ -272,3 +272,83 @@ extern "C" fn free_private(_ctx: *mut raw::RedisModuleCtx, private: *mut c_void)
         drop(unsafe { Box::from_raw(private.cast::<Outcome>()) });
     }
 }
+
+/// The cluster bus ports of the nodes this one knows (`ip:port@cport` in `CLUSTER NODES`).
+pub fn bus_ports(ctx: &Context) -> Vec<u16> {
+    let reply: CallResult = ctx.call_ext(
+        "CLUSTER",
+        &CallOptionsBuilder::new().build(),
+        &[b"NODES".as_slice()][..],
+    );
+    let text = match reply {
+        Ok(CallReply::String(s)) => s.as_bytes().to_vec(),
+        _ => return Vec::new(),
+    };
+    cluster::targets::bus_ports(&String::from_utf8_lossy(&text))
+}
+
+/// Sets TCP_NODELAY on the sockets among fds `from..to` whose peer port is one of `ports`:
+/// the server's outbound cluster bus links, which it leaves with Nagle's algorithm on, so a
+/// small message written while an earlier one (a PUBLISH, a ping) awaits its delayed ACK waits
+/// up to 40 ms. Setting the option on any other socket with such a peer port is harmless (the
+/// server sets it on client sockets itself).
+/// Returns how many were set and the highest descriptor found open.
+pub fn nodelay_links(ports: &[u16], from: i32, to: i32) -> (usize, Option<i32>) {
+    let mut set = 0;
+    let mut highest = None;
+    for fd in from..to {
+        // SAFETY: sockaddr_storage is large enough for any address; getpeername fails
+        // harmlessly (EBADF, ENOTSOCK, ENOTCONN) on anything that is not a connected socket.
+        let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let got = unsafe {
+            libc::getpeername(
+                fd,
+                (&mut addr as *mut libc::sockaddr_storage).cast(),
+                &mut len,
+            )
+        };
+        if got != 0 {
+            if std::io::Error::last_os_error().raw_os_error() != Some(libc::EBADF) {
+                highest = Some(fd);
+            }
+            continue;
+        }
+        highest = Some(fd);
+        let port = match i32::from(addr.ss_family) {
+            libc::AF_INET => {
+                // SAFETY: the family says the storage holds a sockaddr_in.
+                let a = unsafe {
+                    &*(&addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+                };
+                u16::from_be(a.sin_port)
+            }
+            libc::AF_INET6 => {
+                // SAFETY: the family says the storage holds a sockaddr_in6.
+                let a = unsafe {
+                    &*(&addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+                };
+                u16::from_be(a.sin6_port)
+            }
+            _ => continue,
+        };
+        if ports.binary_search(&port).is_err() {
+            continue;
+        }
+        let one: libc::c_int = 1;
+        // SAFETY: `fd` is a connected TCP socket; the option value is a c_int we own.
+        let ok = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        } == 0;
+        if ok {
+            set += 1;
+        }
+    }
+    (set, highest)
+}
