@@ -7,7 +7,7 @@ PYTHON ?= python3
 MODULE := $(CURDIR)/target/release/librediscache.so
 RUN_PORT ?= 6390
 
-.PHONY: all setup build run test test-rust test-integration test-clients bench bench-tiny profile examples fuzz clean
+.PHONY: all setup build run test test-rust test-integration test-clients bench bench-near bench-tiny profile examples fuzz clean
 
 all: build
 
@@ -68,6 +68,12 @@ test: setup
 BENCH_ARGS ?=
 bench: build
 	$(PYTHON) scripts/bench/run.py --size full $(BENCH_ARGS)
+	$(MAKE) bench-near
+
+# The near cache (clients/node NearCache) against plain GETORMARK: requests per second of a
+# read-heavy loop and the staleness window (clients/node/bench/near-bench.js).
+bench-near: build
+	cd clients/node && CACHE_MODULE=$(MODULE) node bench/near-bench.js 10
 
 bench-tiny: build
 	$(PYTHON) scripts/bench/run.py --size tiny $(BENCH_ARGS)
