@@ -1,0 +1,201 @@
+"""What the sync and the asyncio clients share: command building, reply parsing, results."""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Optional, Protocol, Sequence, Tuple, Union
+
+import redis
+
+log = logging.getLogger("rediscache")
+
+KeyT = Union[str, bytes]
+TagsT = Iterable[Union[str, bytes]]
+
+#: Errors that mean "the cache server cannot be used right now" (as opposed to a bad command).
+UNAVAILABLE: Tuple[type, ...] = (redis.ConnectionError, redis.TimeoutError)
+
+HIT = "HIT"
+MISS = "MISS"
+STALE = "STALE"
+PENDING = "PENDING"
+
+
+class Serializer(Protocol):
+    """Turns values into what is stored, and back."""
+
+    def dumps(self, value: Any) -> Any: ...
+
+    def loads(self, data: Any) -> Any: ...
+
+
+class RawSerializer:
+    """Stores values as given (bytes, str, int, float); reads back what redis-py returns
+    (bytes, or str with ``decode_responses=True``). The format other languages read too."""
+
+    def dumps(self, value: Any) -> Any:
+        return value
+
+    def loads(self, data: Any) -> Any:
+        return data
+
+
+class JSONSerializer:
+    """JSON text: readable from PHP, Node and redis-cli."""
+
+    def dumps(self, value: Any) -> Any:
+        return json.dumps(value, separators=(",", ":"))
+
+    def loads(self, data: Any) -> Any:
+        return json.loads(data)
+
+
+class PickleSerializer:
+    """Any picklable Python object (Python readers only)."""
+
+    def __init__(self, protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
+        self.protocol = protocol
+
+    def dumps(self, value: Any) -> Any:
+        return pickle.dumps(value, self.protocol)
+
+    def loads(self, data: Any) -> Any:
+        if isinstance(data, str):
+            data = data.encode("latin-1")
+        return pickle.loads(data)
+
+
+RAW = RawSerializer()
+JSON = JSONSerializer()
+PICKLE = PickleSerializer()
+
+
+@dataclass
+class Result:
+    """What one ``fetch``/``get_or_compute`` call did.
+
+    - ``value``: what the caller gets.
+    - ``state``: the server's answer to the last lookup (``HIT``, ``MISS``, ``STALE``,
+      ``PENDING``), or ``None`` when the server could not be reached.
+    - ``computed``: ``compute`` ran on the caller's path.
+    - ``stored``: the computed value was stored (``False``: the lease was void, Redis was
+      unreachable, or the computation was a fallback after PENDING).
+    - ``stale``: the value is a stale copy (served while refreshing, or by the fail-safe).
+    - ``refreshing``: a refresh was started off the caller's path (STALE or early refresh).
+    - ``degraded``: Redis was unreachable; the value was computed without the cache.
+    - ``fail_safe``: ``compute`` raised and a stale value was served instead; ``error`` holds it.
+    """
+
+    value: Any = None
+    state: Optional[str] = None
+    computed: bool = False
+    stored: bool = False
+    stale: bool = False
+    refreshing: bool = False
+    degraded: bool = False
+    fail_safe: bool = False
+    error: Optional[BaseException] = None
+    trace: list = field(default_factory=list)
+
+
+def state_of(reply: Any) -> Tuple[str, Any, Any]:
+    """Decode a GETORMARK reply ``[state, value, token]`` (state as bytes or str)."""
+    state, value, token = reply
+    if isinstance(state, bytes):
+        state = state.decode()
+    return state, value, token
+
+
+def lifetime_args(ttl: Optional[float]) -> list:
+    """SETTAGGED's fresh-lifetime words for ``ttl`` seconds; ``None`` means never stale."""
+    if ttl is None:
+        return ["PERSIST"]
+    ms = int(round(float(ttl) * 1000))
+    if ms <= 0:
+        raise ValueError("ttl must be positive (None for no expiry)")
+    if ms % 1000 == 0:
+        return ["EX", ms // 1000]
+    return ["PX", ms]
+
+
+def stale_args(stale: Optional[float]) -> list:
+    if not stale:
+        return []
+    ms = int(round(float(stale) * 1000))
+    if ms <= 0:
+        return []
+    if ms % 1000 == 0:
+        return ["STALE", ms // 1000]
+    return ["PSTALE", ms]
+
+
+def set_args(
+    key: KeyT,
+    data: Any,
+    ttl: Optional[float],
+    tags: Sequence[Any] = (),
+    stale: Optional[float] = 0,
+    cost_ms: Optional[int] = None,
+    token: Any = None,
+) -> list:
+    args: list = ["CACHE.SETTAGGED", key, data, *lifetime_args(ttl), *stale_args(stale)]
+    if cost_ms:
+        args += ["COST", max(1, int(cost_ms))]
+    if token is not None:
+        args += ["LEASE", token]
+    if tags:
+        args += ["TAGS", *tags]
+    return args
+
+
+def getormark_args(key: KeyT, lease_ms: Optional[int], wait_ms: Optional[int]) -> list:
+    args: list = ["CACHE.GETORMARK", key]
+    if lease_ms:
+        args += ["LEASE", int(lease_ms)]
+    if wait_ms:
+        args += ["WAIT", int(wait_ms)]
+    return args
+
+
+def _num(v: Any) -> Any:
+    if isinstance(v, bytes):
+        v = v.decode()
+    if isinstance(v, str):
+        try:
+            return int(v)
+        except ValueError:
+            try:
+                return float(v)
+            except ValueError:
+                return v
+    return v
+
+
+def parse_stats(reply: Any) -> dict:
+    """CACHE.STATS as a dict of str -> int/float (RESP3 map or RESP2 flat list)."""
+    if isinstance(reply, dict):
+        items = list(reply.items())
+    else:
+        items = list(zip(reply[0::2], reply[1::2]))
+    out = {}
+    for k, v in items:
+        name = k.decode() if isinstance(k, bytes) else str(k)
+        if isinstance(v, (list, dict)):
+            out[name] = parse_stats(v)
+        else:
+            out[name] = _num(v)
+    return out
+
+
+def tags_list(tags: Optional[TagsT]) -> list:
+    if tags is None:
+        return []
+    if isinstance(tags, (str, bytes)):
+        return [tags]
+    return list(tags)
+
+
+FailSafeHook = Callable[[KeyT, BaseException], None]
