@@ -17,6 +17,11 @@ TagsT = Iterable[Union[str, bytes]]
 
 #: Errors that mean "the cache server cannot be used right now" (as opposed to a bad command).
 UNAVAILABLE: Tuple[type, ...] = (redis.ConnectionError, redis.TimeoutError)
+#: The client's own connection pool is exhausted (every connection is busy, e.g. blocked in
+#: WAIT): not an outage; the caller backs off and asks again like after a PENDING.
+POOL_FULL: Tuple[type, ...] = tuple(
+    t for t in (getattr(redis.exceptions, "MaxConnectionsError", None),) if t is not None
+)
 
 HIT = "HIT"
 MISS = "MISS"
@@ -158,6 +163,16 @@ def getormark_args(key: KeyT, lease_ms: Optional[int], wait_ms: Optional[int]) -
     if wait_ms:
         args += ["WAIT", int(wait_ms)]
     return args
+
+
+def wait_limit(client: Any, max_waiting: Optional[int]) -> float:
+    """How many callers may block in WAIT at once on ``client``'s pool (the rest poll)."""
+    if max_waiting is not None:
+        return max(1, int(max_waiting))
+    mc = getattr(getattr(client, "connection_pool", None), "max_connections", None)
+    if not isinstance(mc, int) or mc >= 2**30:
+        return float("inf")
+    return max(1, mc - max(2, mc // 10))
 
 
 def _num(v: Any) -> Any:

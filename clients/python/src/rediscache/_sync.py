@@ -13,6 +13,7 @@ from . import _core
 from ._core import (
     HIT,
     MISS,
+    POOL_FULL,
     STALE,
     UNAVAILABLE,
     FailSafeHook,
@@ -56,6 +57,7 @@ class Cache:
         on_fail_safe: Optional[FailSafeHook] = None,
         on_refresh_error: Optional[FailSafeHook] = None,
         on_degraded: Optional[Callable[[BaseException], None]] = None,
+        max_waiting: Optional[int] = None,
     ) -> None:
         if refresh not in ("background", "inline"):
             raise ValueError("refresh must be 'background' or 'inline'")
@@ -70,6 +72,8 @@ class Cache:
         self.on_fail_safe = on_fail_safe
         self.on_refresh_error = on_refresh_error
         self.on_degraded = on_degraded
+        self.max_waiting = _core.wait_limit(client, max_waiting)
+        self._blocked = 0
         self._executor: Optional[ThreadPoolExecutor] = None
         self._lock = threading.Lock()
         self._last_degraded_log = 0.0
@@ -121,17 +125,40 @@ class Cache:
         """Like ``get_or_compute``, but returns a ``Result`` that says what happened."""
         tags = _core.tags_list(tags)
         res = Result()
-        args = _core.getormark_args(
-            key,
-            self.lease_ms if lease_ms is None else lease_ms,
-            self.wait_ms if wait_ms is None else wait_ms,
-        )
+        lease = self.lease_ms if lease_ms is None else lease_ms
+        wait = self.wait_ms if wait_ms is None else wait_ms
+        args = _core.getormark_args(key, lease, wait)
+        nowait_args = _core.getormark_args(key, lease, 0)
         delay = self.backoff
-        for _ in range((self.retries if retries is None else retries) + 1):
+        attempts = (self.retries if retries is None else retries) + 1
+        polling_since: Optional[float] = None
+        while attempts > 0:
+            # Each caller blocked in WAIT holds a connection: past max_waiting, poll instead,
+            # so the pool keeps connections for the lease holder's SETTAGGED.
+            blocking = bool(wait)
+            if blocking:
+                with self._lock:
+                    blocking = self._blocked < self.max_waiting
+                    self._blocked += blocking
             try:
-                reply = self.client.execute_command(*args)
+                reply = self.client.execute_command(*(args if blocking else nowait_args))
+            except POOL_FULL:
+                # every connection of the pool is busy: back off, within the wait's time
+                res.trace.append("pool-full")
+                now = time.monotonic()
+                polling_since = now if polling_since is None else polling_since
+                if now - polling_since >= max(wait, 1000) / 1000:
+                    polling_since = None
+                    attempts -= 1
+                time.sleep(min(delay, 0.1))
+                delay = min(delay * 2, 1.0)
+                continue
             except UNAVAILABLE as e:
                 return self._degraded(res, compute, e)
+            finally:
+                if blocking:
+                    with self._lock:
+                        self._blocked -= 1
             state, raw, token = _core.state_of(reply)
             res.state = state
             res.trace.append(state)
@@ -163,6 +190,16 @@ class Cache:
                 res.value = self._compute_and_store(res, key, compute, ttl, tags, stale, token)
                 return res
             # PENDING: someone else computes and WAIT ran out. Back off, ask again.
+            if not blocking and wait:
+                # we could not block: poll until the wait would have ended
+                now = time.monotonic()
+                polling_since = now if polling_since is None else polling_since
+                if now - polling_since < wait / 1000:
+                    time.sleep(min(delay, 0.1))
+                    delay = min(delay * 2, 1.0)
+                    continue
+            polling_since = None
+            attempts -= 1
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
         self.counters["gave_up"] += 1
@@ -186,10 +223,16 @@ class Cache:
         res.computed = True
         cost_ms = int((time.monotonic() - started) * 1000) + 1
         data = self.serializer.dumps(value)
+        cmd = _core.set_args(key, data, ttl, tags, stale, cost_ms, token)
         try:
-            ok = self.client.execute_command(
-                *_core.set_args(key, data, ttl, tags, stale, cost_ms, token)
-            )
+            for i in range(6):
+                try:
+                    ok = self.client.execute_command(*cmd)
+                    break
+                except POOL_FULL:
+                    if i == 5:
+                        raise
+                    time.sleep(0.01 * 2**i)
         except UNAVAILABLE as e:
             self._note_degraded(e)
             res.degraded = True

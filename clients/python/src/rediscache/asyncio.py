@@ -17,6 +17,7 @@ from . import _core
 from ._core import (
     HIT,
     MISS,
+    POOL_FULL,
     STALE,
     UNAVAILABLE,
     FailSafeHook,
@@ -54,6 +55,7 @@ class Cache:
         on_fail_safe: Optional[FailSafeHook] = None,
         on_refresh_error: Optional[FailSafeHook] = None,
         on_degraded: Optional[Callable[[BaseException], None]] = None,
+        max_waiting: Optional[int] = None,
     ) -> None:
         if refresh not in ("background", "inline"):
             raise ValueError("refresh must be 'background' or 'inline'")
@@ -67,6 +69,8 @@ class Cache:
         self.on_fail_safe = on_fail_safe
         self.on_refresh_error = on_refresh_error
         self.on_degraded = on_degraded
+        self.max_waiting = _core.wait_limit(client, max_waiting)
+        self._blocked = 0
         self._tasks: Set[asyncio.Task] = set()
         self._last_degraded_log = 0.0
         self.counters = {
@@ -104,15 +108,34 @@ class Cache:
     ) -> Result:
         tags = _core.tags_list(tags)
         res = Result()
-        args = _core.getormark_args(
-            key,
-            self.lease_ms if lease_ms is None else lease_ms,
-            self.wait_ms if wait_ms is None else wait_ms,
-        )
+        lease = self.lease_ms if lease_ms is None else lease_ms
+        wait = self.wait_ms if wait_ms is None else wait_ms
+        args = _core.getormark_args(key, lease, wait)
+        nowait_args = _core.getormark_args(key, lease, 0)
         delay = self.backoff
-        for _ in range((self.retries if retries is None else retries) + 1):
+        attempts = (self.retries if retries is None else retries) + 1
+        polling_since: Optional[float] = None
+        while attempts > 0:
+            # Each caller blocked in WAIT holds a connection: past max_waiting, poll instead,
+            # so the pool keeps connections for the lease holder's SETTAGGED.
+            blocking = bool(wait)
+            if blocking:
+                blocking = self._blocked < self.max_waiting
+            if blocking:
+                self._blocked += 1
             try:
-                reply = await self.client.execute_command(*args)
+                reply = await self.client.execute_command(*(args if blocking else nowait_args))
+            except POOL_FULL:
+                # every connection of the pool is busy: back off, within the wait's time
+                res.trace.append("pool-full")
+                now = time.monotonic()
+                polling_since = now if polling_since is None else polling_since
+                if now - polling_since >= max(wait, 1000) / 1000:
+                    polling_since = None
+                    attempts -= 1
+                await asyncio.sleep(min(delay, 0.1))
+                delay = min(delay * 2, 1.0)
+                continue
             except UNAVAILABLE as e:
                 self._note_degraded(e)
                 res.degraded = True
@@ -120,6 +143,9 @@ class Cache:
                 res.computed = True
                 res.value = await _call(compute)
                 return res
+            finally:
+                if blocking:
+                    self._blocked -= 1
             state, raw, token = _core.state_of(reply)
             res.state = state
             res.trace.append(state)
@@ -163,6 +189,16 @@ class Cache:
                     res, key, compute, ttl, tags, stale, token
                 )
                 return res
+            if not blocking and wait:
+                # we could not block: poll until the wait would have ended
+                now = time.monotonic()
+                polling_since = now if polling_since is None else polling_since
+                if now - polling_since < wait / 1000:
+                    await asyncio.sleep(min(delay, 0.1))
+                    delay = min(delay * 2, 1.0)
+                    continue
+            polling_since = None
+            attempts -= 1
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
         self.counters["gave_up"] += 1
@@ -186,10 +222,16 @@ class Cache:
         res.computed = True
         cost_ms = int((time.monotonic() - started) * 1000) + 1
         data = self.serializer.dumps(value)
+        cmd = _core.set_args(key, data, ttl, tags, stale, cost_ms, token)
         try:
-            ok = await self.client.execute_command(
-                *_core.set_args(key, data, ttl, tags, stale, cost_ms, token)
-            )
+            for i in range(6):
+                try:
+                    ok = await self.client.execute_command(*cmd)
+                    break
+                except POOL_FULL:
+                    if i == 5:
+                        raise
+                    await asyncio.sleep(0.01 * 2**i)
         except UNAVAILABLE as e:
             self._note_degraded(e)
             res.degraded = True
