@@ -52,9 +52,7 @@ def run(tests_dir: str, url: str, names: list) -> int:
     from django.test import TestCase, override_settings
     from django.test.runner import DiscoverRunner
 
-    @override_settings(
-        CACHES=caches_setting_for_tests(base=params, exclude={"cull", "zero_cull"})
-    )
+    @override_settings(CACHES=caches_setting_for_tests(base=params, exclude={"cull", "zero_cull"}))
     class RediscacheBackendTests(BaseCacheTests, TestCase):
         """BaseCacheTests on rediscache.django.RedisCache (as RedisCacheTests does)."""
 

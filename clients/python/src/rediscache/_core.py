@@ -213,4 +213,66 @@ def tags_list(tags: Optional[TagsT]) -> list:
     return list(tags)
 
 
+# Scripts the framework backends use for operations that read and write one entry atomically.
+# Store only if no visible entry holds the key (CACHE.GET answers nil also for an entry that
+# an invalidation already removed from view, before the sweeper deletes the key).
+LUA_ADD = """
+if redis.call('CACHE.GET', KEYS[1]) then return 0 end
+if ARGV[1] == '0' then return 1 end
+redis.call('CACHE.SETTAGGED', KEYS[1], select(2, unpack(ARGV)))
+return 1
+"""
+
+LUA_DELETE = """
+local v = redis.call('CACHE.GET', KEYS[1])
+if v then redis.call('DEL', KEYS[1]) return 1 end
+return 0
+"""
+
+# Re-store an entry's value and tags with a new lifetime (ARGV: the lifetime words); '0'
+# deletes it, as Django's touch(timeout=0) expires the key at once.
+LUA_TOUCH = """
+local v = redis.call('CACHE.GET', KEYS[1])
+if not v then return 0 end
+if ARGV[1] == '0' then redis.call('DEL', KEYS[1]) return 1 end
+local tags = redis.call('CACHE.TAGS', KEYS[1])
+local args = {KEYS[1], v}
+for i = 1, #ARGV do args[#args + 1] = ARGV[i] end
+if #tags > 0 then
+  args[#args + 1] = 'TAGS'
+  for i = 1, #tags do args[#args + 1] = tags[i] end
+end
+redis.call('CACHE.SETTAGGED', unpack(args))
+return 1
+"""
+
+
 FailSafeHook = Callable[[KeyT, BaseException], None]
+
+
+def incr_entry(client: Any, key: KeyT, delta: Any, serializer: Any, missing: Callable) -> Any:
+    """Add ``delta`` to the entry at ``key`` atomically (WATCH/MULTI), keeping its tags and
+    expiry. ``missing()`` makes the exception raised when there is no entry."""
+    with client.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                pipe.watch(key)
+                raw = pipe.execute_command("CACHE.GET", key)
+                if raw is None:
+                    raise missing()
+                value = serializer.loads(raw) + delta
+                pttl = int(pipe.pttl(key))
+                tags = pipe.execute_command("CACHE.TAGS", key)
+                pipe.multi()
+                lifetime = ["PERSIST"] if pttl < 0 else ["PX", max(1, pttl)]
+                pipe.execute_command(
+                    "CACHE.SETTAGGED",
+                    key,
+                    serializer.dumps(value),
+                    *lifetime,
+                    *(["TAGS", *tags] if tags else []),
+                )
+                pipe.execute()
+                return value
+            except redis.WatchError:
+                continue

@@ -54,38 +54,6 @@ __all__ = ["RedisCache", "cache_page", "TaggedCacheMiddleware"]
 
 _OUR_OPTIONS = ("stale", "wait_ms", "lease_ms", "clear_tag", "ignore_exceptions")
 
-# Store only if no visible entry holds the key (CACHE.GET answers nil also for an entry that
-# an invalidation already removed from view, before the sweeper deletes the key).
-_ADD = """
-if redis.call('CACHE.GET', KEYS[1]) then return 0 end
-if ARGV[1] == '0' then return 1 end
-redis.call('CACHE.SETTAGGED', KEYS[1], select(2, unpack(ARGV)))
-return 1
-"""
-
-_DELETE = """
-local v = redis.call('CACHE.GET', KEYS[1])
-if v then redis.call('DEL', KEYS[1]) return 1 end
-return 0
-"""
-
-# Re-store an entry's value and tags with a new lifetime (ARGV: the lifetime words); '0'
-# deletes it, as Django's touch(timeout=0) expires the key at once.
-_TOUCH = """
-local v = redis.call('CACHE.GET', KEYS[1])
-if not v then return 0 end
-if ARGV[1] == '0' then redis.call('DEL', KEYS[1]) return 1 end
-local tags = redis.call('CACHE.TAGS', KEYS[1])
-local args = {KEYS[1], v}
-for i = 1, #ARGV do args[#args + 1] = ARGV[i] end
-if #tags > 0 then
-  args[#args + 1] = 'TAGS'
-  for i = 1, #tags do args[#args + 1] = tags[i] end
-end
-redis.call('CACHE.SETTAGGED', unpack(args))
-return 1
-"""
-
 _UNAVAILABLE = _core.UNAVAILABLE
 
 
@@ -159,9 +127,9 @@ class RedisCache(BaseCache):
     def _scripts(self) -> dict:
         client = self.get_client(write=True)
         return {
-            "add": client.register_script(_ADD),
-            "delete": client.register_script(_DELETE),
-            "touch": client.register_script(_TOUCH),
+            "add": client.register_script(_core.LUA_ADD),
+            "delete": client.register_script(_core.LUA_DELETE),
+            "touch": client.register_script(_core.LUA_TOUCH),
         }
 
     @cached_property
@@ -277,9 +245,7 @@ class RedisCache(BaseCache):
         except _UNAVAILABLE as e:
             return self._fail(e, "get_many", {})
         return {
-            key_map[k]: self._serializer.loads(v)
-            for k, v in zip(key_map, values)
-            if v is not None
+            key_map[k]: self._serializer.loads(v) for k, v in zip(key_map, values) if v is not None
         }
 
     def has_key(self, key: Any, version: Optional[int] = None) -> bool:
@@ -291,31 +257,13 @@ class RedisCache(BaseCache):
 
     def incr(self, key: Any, delta: int = 1, version: Optional[int] = None) -> Any:
         key = self.make_and_validate_key(key, version=version)
-        client = self.get_client(key, write=True)
-        with client.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    raw = pipe.execute_command("CACHE.GET", key)
-                    if raw is None:
-                        raise ValueError(f"Key '{key}' not found.")
-                    value = self._serializer.loads(raw) + delta
-                    pttl = int(pipe.pttl(key))
-                    tags = pipe.execute_command("CACHE.TAGS", key)
-                    pipe.multi()
-                    # keep the key's expiry: fresh until then
-                    lifetime = ["PERSIST"] if pttl < 0 else ["PX", max(1, pttl)]
-                    pipe.execute_command(
-                        "CACHE.SETTAGGED",
-                        key,
-                        self._serializer.dumps(value),
-                        *lifetime,
-                        *(["TAGS", *tags] if tags else []),
-                    )
-                    pipe.execute()
-                    return value
-                except self._lib.WatchError:
-                    continue
+        return _core.incr_entry(
+            self.get_client(key, write=True),
+            key,
+            delta,
+            self._serializer,
+            lambda: ValueError(f"Key '{key}' not found."),
+        )
 
     def set_many(
         self,
@@ -515,4 +463,3 @@ def cache_page(
     return decorator_from_middleware_with_args(TaggedCacheMiddleware)(
         page_timeout=timeout, cache_alias=cache, key_prefix=key_prefix, tags=tags
     )
-
