@@ -7,7 +7,7 @@ PYTHON ?= python3
 MODULE := $(CURDIR)/target/release/librediscache.so
 RUN_PORT ?= 6390
 
-.PHONY: all setup build run test test-rust test-integration test-clients bench bench-tiny examples fuzz clean
+.PHONY: all setup build run test test-rust test-integration test-clients bench bench-tiny profile examples fuzz clean
 
 all: build
 
@@ -70,6 +70,11 @@ bench: build
 
 bench-tiny: build
 	$(PYTHON) scripts/bench/run.py --size tiny $(BENCH_ARGS)
+
+# Instructions per command inside the server's call(), under callgrind (repeatable on a busy
+# machine): the module's paths beside GET / SET EX and the module-API floor.
+profile: build
+	$(PYTHON) scripts/profile.py
 
 examples: build
 	@if [ -f examples/run.sh ]; then bash examples/run.sh; else echo "no examples/run.sh yet"; fi

@@ -49,6 +49,12 @@ pub struct GetOrMark<'a> {
 }
 
 #[derive(Debug, PartialEq, Eq)]
+pub struct Get<'a> {
+    pub key: &'a [u8],
+    pub with_meta: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
 pub struct Invalidate<'a> {
     pub pattern: &'a [u8],
     pub soft: bool,
@@ -237,6 +243,22 @@ pub fn get_or_mark<'a>(args: &[&'a [u8]]) -> Result<GetOrMark<'a>, ParseError> {
         lease_ms: lease,
         wait_ms: wait.unwrap_or(0),
     })
+}
+
+/// `key [WITHMETA]`.
+pub fn get<'a>(args: &[&'a [u8]]) -> Result<Get<'a>, ParseError> {
+    match args {
+        [key] => Ok(Get {
+            key,
+            with_meta: false,
+        }),
+        [key, word] if eq(word, "WITHMETA") => Ok(Get {
+            key,
+            with_meta: true,
+        }),
+        [_, _] => Err(ParseError::Syntax),
+        _ => Err(ParseError::Arity),
+    }
 }
 
 /// `pattern [SOFT]` (also `tag [SOFT]`).

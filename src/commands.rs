@@ -4,12 +4,13 @@
 use crate::acl::{Access, Intent};
 use crate::args::{self, Freshness as Fresh};
 use crate::cachetype::replication_args;
+use crate::channel::{self, Kind};
 use crate::config;
 use crate::db::{TagWork, SYNC_LIMIT};
 use crate::dispatch::Args;
 use crate::entry::{xfetch, Entry, Freshness, FOREVER};
 use crate::error::{self, ParseError};
-use crate::keys::{now_ms, selected_db, Content, Key};
+use crate::keys::{now_ms, selected_db, signal_modified, Content, Key};
 use crate::memberset::Bytes;
 use crate::reply;
 use crate::state::{self, format_token, parse_token};
@@ -126,6 +127,7 @@ pub fn set_tagged(ctx: &Context, args: &Args) -> RedisResult {
         crate::dispatch::replicate(ctx, c"CACHE.SETTAGGED", &refs);
     }
     drop(key);
+    signal_modified(ctx, cmd.key);
     if let Some(name) = args.raw(1) {
         notify(ctx, name);
     }
@@ -249,11 +251,10 @@ fn read_entry(key: &Key) -> Result<Option<&Entry>, RedisError> {
     }
 }
 
-/// CACHE.GET key
+/// CACHE.GET key [WITHMETA]
 pub fn get(ctx: &Context, args: &Args) -> RedisResult {
-    let (Some(key_name), 2) = (args.get(1), args.len()) else {
-        return Err(RedisError::WrongArity);
-    };
+    let argv = args.rest();
+    let cmd = args::get(&argv).map_err(parse_error)?;
     let db = selected_db(ctx);
     let key = Key::open_arg(ctx, args.raw(1), false);
     let entry = read_entry(&key)?;
@@ -261,15 +262,38 @@ pub fn get(ctx: &Context, args: &Args) -> RedisResult {
     let (delimiter, max_ns) = (config::delimiter(), config::max_namespaces());
     let served = state::with(|s| {
         let d = s.db(db);
-        let (event, served) = match entry.map(|e| d.freshness(key_name, e, now)) {
-            Some(Freshness::Fresh) => (Event::Hit, true),
-            Some(Freshness::Stale) => (Event::StaleHit, true),
-            _ => (Event::Miss, false),
+        let freshness = entry.map(|e| (e, d.freshness(cmd.key, e, now)));
+        let event = match freshness {
+            Some((_, Freshness::Fresh)) => Event::Hit,
+            Some((_, Freshness::Stale)) => Event::StaleHit,
+            _ => Event::Miss,
         };
-        d.stats.record(key_name, event, delimiter, max_ns);
-        served
+        d.stats.record(cmd.key, event, delimiter, max_ns);
+        let served = freshness.filter(|(_, f)| *f != Freshness::Dead);
+        // The fresh-until time after pending soft invalidations, only when asked for.
+        served.map(|(e, f)| (e, f, cmd.with_meta.then(|| d.effective(cmd.key, e).1)))
     });
-    reply::bulk_or_null(ctx, entry.filter(|_| served).map(Entry::value));
+    match served {
+        None => reply::null(ctx),
+        Some((e, _, None)) => reply::bulk(ctx, e.value()),
+        Some((e, freshness, Some(until))) => {
+            reply::array(ctx, 5);
+            reply::bulk(ctx, e.value());
+            let state: &[u8] = if freshness == Freshness::Fresh {
+                b"HIT"
+            } else {
+                b"STALE"
+            };
+            reply::bulk(ctx, state);
+            reply::int(ctx, if until == FOREVER { -1 } else { until });
+            reply::int(ctx, key.expire_at().unwrap_or(-1));
+            let tags: Vec<&[u8]> = e.tags().collect();
+            reply::array(ctx, tags.len());
+            for tag in tags {
+                reply::bulk(ctx, tag);
+            }
+        }
+    }
     Ok(RedisValue::NoReply)
 }
 
@@ -287,9 +311,11 @@ fn invalidate_keys(ctx: &Context, db: i32, keys: &[Bytes], soft: bool, now: i64)
         }
         if soft {
             entry.make_stale(now);
+            drop(key);
         } else {
             key.delete();
         }
+        signal_modified(ctx, name);
         touched.push(name.clone());
     }
     touched
@@ -335,6 +361,7 @@ pub fn invalidate(ctx: &Context, args: &Args) -> RedisResult {
         crate::sweep::start(ctx);
     }
     let count = finish_invalidation(ctx, db, &touched, 0) + work.later as i64;
+    channel::announce(ctx, db, Kind::Pattern, cmd.soft, cmd.pattern);
     reply::int(ctx, count);
     Ok(RedisValue::NoReply)
 }
@@ -384,6 +411,7 @@ pub fn invalidate_tag(ctx: &Context, args: &Args) -> RedisResult {
     }
     let touched = invalidate_keys(ctx, db, &now_keys, cmd.soft, now);
     let count = finish_invalidation(ctx, db, &touched, swept);
+    channel::announce(ctx, db, Kind::Tag, cmd.soft, cmd.pattern);
     reply::int(ctx, count);
     Ok(RedisValue::NoReply)
 }

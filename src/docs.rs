@@ -166,6 +166,11 @@ const GETORMARK: &[Arg] = &[
 
 const ONE_KEY: &[Arg] = &[arg(c"key", Ty::Key)];
 
+const GET: &[Arg] = &[
+    arg(c"key", Ty::Key),
+    word(c"withmeta", c"WITHMETA").optional(),
+];
+
 const INVALIDATE: &[Arg] = &[
     arg(c"pattern", Ty::Pattern),
     word(c"soft", c"SOFT").optional(),
@@ -211,12 +216,12 @@ static COMMANDS: [Spec; 8] = [
     },
     Spec {
         name: c"cache.get",
-        summary: c"Returns the value of a fresh or stale entry, without granting a lease.",
-        complexity: c"O(1)",
-        arity: 2,
+        summary: c"Returns the value of a fresh or stale entry, without granting a lease; with WITHMETA also its state, fresh-until and expiry times and tags.",
+        complexity: c"O(1), O(T) with WITHMETA where T is the number of the entry's tags",
+        arity: -2,
         key: Some(RO | ACCESS),
         tips: None,
-        args: ONE_KEY,
+        args: GET,
     },
     Spec {
         name: c"cache.invalidate",

@@ -125,6 +125,28 @@ impl Drop for Key {
     }
 }
 
+/// Tells the server that `name`'s visible value or freshness changed (client-side caching
+/// invalidates it, WATCH aborts): the module declares NO_IMPLICIT_SIGNAL_MODIFIED, so a key
+/// opened for writing and left unchanged signals nothing.
+pub fn signal_modified(ctx: &Context, name: &[u8]) {
+    unsafe {
+        let s = create_string(ctx.ctx, name);
+        raw::RedisModule_SignalModifiedKey.unwrap()(ctx.ctx, s);
+        raw::RedisModule_FreeString.unwrap()(ctx.ctx, s);
+    }
+}
+
+/// PUBLISH `message` on `channel`.
+pub fn publish(ctx: &Context, channel: &[u8], message: &[u8]) {
+    unsafe {
+        let c = create_string(ctx.ctx, channel);
+        let m = create_string(ctx.ctx, message);
+        raw::RedisModule_PublishMessage.unwrap()(ctx.ctx, c, m);
+        raw::RedisModule_FreeString.unwrap()(ctx.ctx, c);
+        raw::RedisModule_FreeString.unwrap()(ctx.ctx, m);
+    }
+}
+
 /// The database selected in `ctx`.
 pub fn selected_db(ctx: &Context) -> i32 {
     unsafe { raw::RedisModule_GetSelectedDb.unwrap()(ctx.ctx) }

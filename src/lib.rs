@@ -5,6 +5,7 @@
 pub mod acl;
 pub mod args;
 pub mod cachetype;
+pub mod channel;
 pub mod commands;
 pub mod config;
 pub mod db;
@@ -42,7 +43,9 @@ use std::alloc::System as Allocator;
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 fn init(ctx: &Context, args: &[RedisString]) -> Status {
-    ctx.set_module_options(ModuleOptions::HANDLE_IO_ERRORS);
+    ctx.set_module_options(
+        ModuleOptions::HANDLE_IO_ERRORS | ModuleOptions::NO_IMPLICIT_SIGNAL_MODIFIED,
+    );
     if let Err(e) = config::apply_module_args(ctx, args) {
         ctx.log_warning(&format!("cache: {e}"));
         return Status::Err;

@@ -5,7 +5,7 @@
 
 use crate::config;
 use crate::entry::Freshness;
-use crate::keys::{now_ms, select_db, Content, Key};
+use crate::keys::{now_ms, select_db, signal_modified, Content, Key};
 use crate::memberset::Bytes;
 use crate::state;
 use crate::stats::Event;
@@ -117,12 +117,15 @@ fn reclaim(ctx: &Context, batch: &Batch, primary: bool) {
                 key.delete();
                 drop(key);
                 ctx.replicate("DEL", &[&**name][..]);
+                signal_modified(ctx, name);
             } else {
+                // The primary's DEL follows, and signals the key here.
                 entry.dead = true;
                 state::with(|s| s.db(db).mark_dead_on_replica(name));
             }
             continue;
         }
+        let fresh_until = entry.fresh_until;
         state::with(|s| {
             let d = s.db(db);
             d.materialize(name, entry);
@@ -134,5 +137,8 @@ fn reclaim(ctx: &Context, batch: &Batch, primary: bool) {
                 d.restore_member(tag, name);
             }
         });
+        if entry.fresh_until != fresh_until {
+            signal_modified(ctx, name);
+        }
     }
 }

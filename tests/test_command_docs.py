@@ -144,11 +144,12 @@ EXPECTED = {
         ],
     },
     "cache.get": {
-        "summary": "Returns the value of a fresh or stale entry, without granting a lease.",
-        "complexity": "O(1)",
-        "arity": 2,
+        "summary": "Returns the value of a fresh or stale entry, without granting a lease; with "
+                   "WITHMETA also its state, fresh-until and expiry times and tags.",
+        "complexity": "O(1), O(T) with WITHMETA where T is the number of the entry's tags",
+        "arity": -2,
         "key_flags": ["RO", "access"],
-        "args": [arg("key", "key")],
+        "args": [arg("key", "key"), arg("withmeta", "pure-token", "WITHMETA", OPT)],
     },
     "cache.invalidate": {
         "summary": "Removes, or with SOFT marks stale, every entry whose key matches a "
@@ -256,7 +257,7 @@ def test_getkeys(r):
 
 
 def test_arity_is_enforced_by_the_server(r):
-    for cmd in (["cache.get"], ["cache.get", "a", "b"], ["cache.settagged", "k"], ["cache.tags"]):
+    for cmd in (["cache.get"], ["cache.settagged", "k"], ["cache.tags"]):
         with pytest.raises(redis.ResponseError, match="wrong number of arguments"):
             r.execute_command(*cmd)
     # The documented syntax still works.

@@ -25,7 +25,7 @@ def seeded(server):
 ARITY_CASES = [
     ["CACHE.SETTAGGED"], ["CACHE.SETTAGGED", "k"],
     ["CACHE.GETORMARK"],
-    ["CACHE.GET"], ["CACHE.GET", "a", "b"],
+    ["CACHE.GET"], ["CACHE.GET", "a", "b", "c"],
     ["CACHE.INVALIDATE"],
     ["CACHE.INVALIDATETAG"],
     ["CACHE.TAGS"], ["CACHE.TAGS", "a", "b"],
