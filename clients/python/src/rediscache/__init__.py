@@ -18,9 +18,11 @@ from ._core import (
     parse_stats,
 )
 from ._sync import Cache
+from .near import NearCache
 
 __all__ = [
     "Cache",
+    "NearCache",
     "Result",
     "Serializer",
     "RawSerializer",
