@@ -41,7 +41,7 @@ if [ -n "$fc_src" ]; then
   mv "$run_dir/conftest.py" "$run_dir/_fc_conftest.py"
   cp "$here"/flask_suite/*.py "$run_dir/"
   # Flask-Caching's own pytest settings (warnings are errors)
-  printf '[pytest]\nasyncio_default_fixture_loop_scope = function\nfilterwarnings =\n    error\n    default::pytest.PytestUnraisableExceptionWarning\n' > "$run_dir/pytest.ini"
+  printf '[pytest]\naddopts = -p no:asyncio\nfilterwarnings =\n    error\n    default::pytest.PytestUnraisableExceptionWarning\n' > "$run_dir/pytest.ini"
   step "Flask-Caching's own tests ($(basename "$(dirname "$fc_src")"))" \
     bash -c "cd '$run_dir' && REDISCACHE_TESTS_DIR='$here/tests' '$PYTHON' -m pytest -q -rs ."
 else

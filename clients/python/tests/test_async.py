@@ -5,13 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import pytest
 import redis.asyncio
 from _server import free_port
 
 from rediscache.asyncio import Cache
-
-pytestmark = pytest.mark.asyncio
 
 
 async def client_on(server, **kw) -> redis.asyncio.Redis:
@@ -21,7 +18,7 @@ async def client_on(server, **kw) -> redis.asyncio.Redis:
     return client
 
 
-async def test_herd_200_tasks_one_computation(server):
+async def _herd_200_tasks_one_computation(server):
     # every waiter holds a connection while blocked in WAIT: a pool larger than the herd
     client = await client_on(server, max_connections=300)
     c = Cache(client, wait_ms=10_000)
@@ -43,7 +40,7 @@ async def test_herd_200_tasks_one_computation(server):
     await client.aclose()
 
 
-async def test_herd_with_the_default_pool_of_100_connections(server):
+async def _herd_with_the_default_pool_of_100_connections(server):
     """redis.asyncio pools hold 100 connections by default: the callers past what the pool
     can keep blocked poll instead, and the lease holder still gets a connection to store."""
     client = await client_on(server)
@@ -63,7 +60,7 @@ async def test_herd_with_the_default_pool_of_100_connections(server):
     await client.aclose()
 
 
-async def test_miss_hit_sync_compute_and_tags(server):
+async def _miss_hit_sync_compute_and_tags(server):
     client = await client_on(server, decode_responses=True)
     c = Cache(client)
     assert await c.get_or_compute("p:1", lambda: "Lamp", 60, tags=["products"]) == "Lamp"
@@ -75,7 +72,7 @@ async def test_miss_hit_sync_compute_and_tags(server):
     await client.aclose()
 
 
-async def test_stale_refresh_runs_as_a_background_task(server):
+async def _stale_refresh_runs_as_a_background_task(server):
     client = await client_on(server)
     c = Cache(client)
     await c.set("page", "v1", 60, tags=["pages"], stale=30)
@@ -94,7 +91,7 @@ async def test_stale_refresh_runs_as_a_background_task(server):
     await client.aclose()
 
 
-async def test_fail_safe_inline_and_background(server, caplog):
+async def _fail_safe_inline_and_background(server, caplog):
     client = await client_on(server)
     seen = []
     c = Cache(client, refresh="inline", on_fail_safe=lambda k, e: seen.append(k))
@@ -119,7 +116,7 @@ async def test_fail_safe_inline_and_background(server, caplog):
     await client.aclose()
 
 
-async def test_unreachable_redis_computes_uncached():
+async def _unreachable_redis_computes_uncached():
     client = redis.asyncio.Redis(port=free_port(), socket_connect_timeout=0.2)
     c = Cache(client)
     res = await c.fetch("k", lambda: "v", 60)
@@ -127,10 +124,41 @@ async def test_unreachable_redis_computes_uncached():
     await client.aclose()
 
 
-async def test_pending_retries_then_gives_up(server):
+async def _pending_retries_then_gives_up(server):
     client = await client_on(server)
     await client.execute_command("CACHE.GETORMARK", "busy", "LEASE", 10000)
     c = Cache(client)
     res = await c.fetch("busy", lambda: "mine", 60, wait_ms=50, retries=1)
     assert res.trace == ["PENDING", "PENDING", "gave-up"] and res.value == "mine"
     await client.aclose()
+
+
+# Each test runs its coroutine in a fresh event loop (no pytest plugin needed).
+
+
+def test_herd_200_tasks_one_computation(server):
+    asyncio.run(_herd_200_tasks_one_computation(server))
+
+
+def test_herd_with_the_default_pool_of_100_connections(server):
+    asyncio.run(_herd_with_the_default_pool_of_100_connections(server))
+
+
+def test_miss_hit_sync_compute_and_tags(server):
+    asyncio.run(_miss_hit_sync_compute_and_tags(server))
+
+
+def test_stale_refresh_runs_as_a_background_task(server):
+    asyncio.run(_stale_refresh_runs_as_a_background_task(server))
+
+
+def test_fail_safe_inline_and_background(server, caplog):
+    asyncio.run(_fail_safe_inline_and_background(server, caplog))
+
+
+def test_unreachable_redis_computes_uncached():
+    asyncio.run(_unreachable_redis_computes_uncached())
+
+
+def test_pending_retries_then_gives_up(server):
+    asyncio.run(_pending_retries_then_gives_up(server))

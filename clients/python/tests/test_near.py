@@ -191,3 +191,35 @@ def test_100k_copies_under_one_tag(near, other, soft):
         f"{window_ms:.2f} ms after the reply"
         + ("" if soft else f", all freed by {reclaimed_ms:.0f} ms")
     )
+
+
+def test_through_a_replica(server):
+    """A near cache reading from a replica is told by the replica, when it applies the
+    primary's commands: the channel message and the tracking pushes."""
+    from _server import Server
+
+    primary = redis.Redis(port=server.port)
+    primary.flushdb()
+    primary.config_set("repl-diskless-sync-delay", 0)
+    with Server(("--replicaof", "127.0.0.1", str(server.port))) as rep:
+        rclient = redis.Redis(port=rep.port)
+        assert wait_until(
+            lambda: rclient.info("replication").get("master_link_status") == "up", timeout=30
+        )
+        near = rediscache.NearCache(rclient)
+        assert near.wait_ready()
+        for i in range(3):
+            setk(primary, f"r:{i}", f"v{i}", "EX", 60, "STALE", 60, tags=["rt", f"r:{i}"])
+        primary.execute_command("WAIT", 1, 5000)
+        assert wait_until(lambda: len(near.get_many(["r:0", "r:1", "r:2"])) == 3)
+        assert len(near) == 3
+        assert primary.execute_command("CACHE.INVALIDATETAG", "r:0") == 1
+        assert wait_until(lambda: near.get("r:0") is None)
+        setk(primary, "r:1", "new", "EX", 60)
+        assert wait_until(lambda: near.get("r:1") == b"new")
+        assert primary.execute_command("CACHE.INVALIDATETAG", "rt", "SOFT") == 1
+        assert wait_until(lambda: not near._local(b"r:2", fresh_only=True)[0])
+        assert near.get("r:2") == b"v2"  # stale, still readable
+        near.close()
+        rclient.close()
+    primary.close()
