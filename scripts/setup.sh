@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PKGS=(build-essential libclang-dev redis-server redis-tools
-  php-cli php-redis php-psr-simple-cache php-symfony-cache php-nrk-predis phpunit)
+  php-cli php-redis php-psr-simple-cache php-symfony-cache php-nrk-predis phpunit
+  php-cache-integration-tests)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do

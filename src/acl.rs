@@ -44,6 +44,29 @@ impl Access {
         }
     }
 
+    /// The access of the user named `name` (a command forwarded from another node on behalf
+    /// of that user); None: no user, everything is allowed. A user this server does not know
+    /// may touch nothing.
+    pub fn for_user(ctx: &Context, name: Option<&[u8]>) -> Access {
+        let user = name.map(|name| {
+            let name = RedisString::create_from_slice(ctx.ctx, name);
+            let handle = unsafe { raw::RedisModule_GetModuleUserFromUserName.unwrap()(name.inner) };
+            User {
+                name,
+                handle: NonNull::new(handle),
+            }
+        });
+        Access {
+            user,
+            all_keys: Cell::new(None),
+        }
+    }
+
+    /// The user's name; None for no user.
+    pub fn user_name(&self) -> Option<Vec<u8>> {
+        self.user.as_ref().map(|u| u.name.as_slice().to_vec())
+    }
+
     /// True when the user may touch every key, so work can go to the sweeper unchecked.
     pub fn covers_all(&self, ctx: &Context) -> bool {
         let Some(user) = &self.user else {

@@ -58,6 +58,8 @@ pub struct Get<'a> {
 pub struct Invalidate<'a> {
     pub pattern: &'a [u8],
     pub soft: bool,
+    /// LOCAL: this node only, on a cluster.
+    pub local: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -74,6 +76,8 @@ pub struct TagScan<'a> {
     pub cursor: u64,
     pub pattern: Option<&'a [u8]>,
     pub count: usize,
+    /// LOCAL: this node only (and its own cursor), on a cluster.
+    pub local: bool,
 }
 
 /// Redis's strict integer syntax (string2ll): optional '-', digits, no '+', no leading zeros,
@@ -261,35 +265,55 @@ pub fn get<'a>(args: &[&'a [u8]]) -> Result<Get<'a>, ParseError> {
     }
 }
 
-/// `pattern [SOFT]` (also `tag [SOFT]`).
+/// `pattern [SOFT] [LOCAL]` (also `tag [SOFT] [LOCAL]`), the words in any order.
 pub fn invalidate<'a>(args: &[&'a [u8]]) -> Result<Invalidate<'a>, ParseError> {
-    match args {
-        [pattern] => Ok(Invalidate {
-            pattern,
-            soft: false,
-        }),
-        [pattern, word] if eq(word, "SOFT") => Ok(Invalidate {
-            pattern,
-            soft: true,
-        }),
-        [_, _] => Err(ParseError::Syntax),
-        _ => Err(ParseError::Arity),
+    let [pattern, words @ ..] = args else {
+        return Err(ParseError::Arity);
+    };
+    if words.len() > 2 {
+        return Err(ParseError::Arity);
     }
+    let (mut soft, mut local) = (None, None);
+    for word in words {
+        if eq(word, "SOFT") {
+            once(&mut soft, true)?;
+        } else if eq(word, "LOCAL") {
+            once(&mut local, true)?;
+        } else {
+            return Err(ParseError::Syntax);
+        }
+    }
+    Ok(Invalidate {
+        pattern,
+        soft: soft.unwrap_or(false),
+        local: local.unwrap_or(false),
+    })
 }
 
-/// `[NAMESPACE name | NAMESPACES | RESET]`.
-pub fn stats<'a>(args: &[&'a [u8]]) -> Result<StatsQuery<'a>, ParseError> {
+/// `[NAMESPACE name | NAMESPACES | RESET] [LOCAL]`; true with LOCAL. A namespace named
+/// LOCAL stays a namespace (`NAMESPACE LOCAL`).
+pub fn stats<'a>(args: &[&'a [u8]]) -> Result<(StatsQuery<'a>, bool), ParseError> {
+    if let [rest @ .., last] = args {
+        if eq(last, "LOCAL") {
+            if let Ok(query) = stats_scope(rest) {
+                return Ok((query, true));
+            }
+        }
+    }
+    stats_scope(args).map(|q| (q, false))
+}
+
+fn stats_scope<'a>(args: &[&'a [u8]]) -> Result<StatsQuery<'a>, ParseError> {
     match args {
         [] => Ok(StatsQuery::Totals),
         [word] if eq(word, "NAMESPACES") => Ok(StatsQuery::Namespaces),
         [word] if eq(word, "RESET") => Ok(StatsQuery::Reset),
         [word, name] if eq(word, "NAMESPACE") => Ok(StatsQuery::Namespace(name)),
-        [_] | [_, _] => Err(ParseError::Syntax),
         _ => Err(ParseError::Syntax),
     }
 }
 
-/// `tag cursor [MATCH pattern] [COUNT count]`.
+/// `tag cursor [MATCH pattern] [COUNT count] [LOCAL]`.
 pub fn tag_scan<'a>(args: &[&'a [u8]]) -> Result<TagScan<'a>, ParseError> {
     let [tag, cursor, rest @ ..] = args else {
         return Err(ParseError::Arity);
@@ -302,8 +326,11 @@ pub fn tag_scan<'a>(args: &[&'a [u8]]) -> Result<TagScan<'a>, ParseError> {
     let mut opts = Options { args: rest, at: 0 };
     let mut pattern = None;
     let mut count = None;
+    let mut local = None;
     while let Some(word) = opts.next() {
-        if eq(word, "MATCH") {
+        if eq(word, "LOCAL") {
+            once(&mut local, true)?;
+        } else if eq(word, "MATCH") {
             let p = opts.value()?;
             once(&mut pattern, p)?;
         } else if eq(word, "COUNT") {
@@ -326,6 +353,7 @@ pub fn tag_scan<'a>(args: &[&'a [u8]]) -> Result<TagScan<'a>, ParseError> {
         cursor,
         pattern,
         count: count.unwrap_or(10),
+        local: local.unwrap_or(false),
     })
 }
 
@@ -477,10 +505,34 @@ mod tests {
     fn other_commands() {
         assert!(invalidate(&a("p soft")).unwrap().soft);
         assert_eq!(invalidate(&a("p hard")), Err(ParseError::Syntax));
-        assert_eq!(invalidate(&a("p soft x")), Err(ParseError::Arity));
-        assert_eq!(stats(&a("namespace x")), Ok(StatsQuery::Namespace(b"x")));
-        assert_eq!(stats(&a("reset")), Ok(StatsQuery::Reset));
+        assert_eq!(invalidate(&a("p soft x")), Err(ParseError::Syntax));
+        assert_eq!(invalidate(&a("p soft local x")), Err(ParseError::Arity));
+        assert_eq!(invalidate(&a("p soft soft")), Err(ParseError::Syntax));
+        let i = invalidate(&a("p LOCAL soft")).unwrap();
+        assert!(i.soft && i.local);
+        let i = invalidate(&a("p local")).unwrap();
+        assert!(!i.soft && i.local);
+        assert!(!invalidate(&a("p")).unwrap().local);
+        assert_eq!(
+            stats(&a("namespace x")),
+            Ok((StatsQuery::Namespace(b"x"), false))
+        );
+        assert_eq!(stats(&a("reset")), Ok((StatsQuery::Reset, false)));
+        assert_eq!(stats(&a("reset local")), Ok((StatsQuery::Reset, true)));
+        assert_eq!(stats(&a("LOCAL")), Ok((StatsQuery::Totals, true)));
+        assert_eq!(
+            stats(&a("namespace LOCAL")),
+            Ok((StatsQuery::Namespace(b"LOCAL"), false))
+        );
+        assert_eq!(
+            stats(&a("namespace LOCAL local")),
+            Ok((StatsQuery::Namespace(b"LOCAL"), true))
+        );
+        assert_eq!(stats(&a("local local")), Err(ParseError::Syntax));
         assert_eq!(stats(&a("bogus")), Err(ParseError::Syntax));
+        let t = tag_scan(&a("t 0 LOCAL MATCH LOCAL")).unwrap();
+        assert!(t.local && t.pattern == Some(b"LOCAL".as_slice()));
+        assert_eq!(tag_scan(&a("t 0 LOCAL LOCAL")), Err(ParseError::Syntax));
         let t = tag_scan(&a("t 0 MATCH u* COUNT 5")).unwrap();
         assert_eq!(
             (t.cursor, t.pattern, t.count),

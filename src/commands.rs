@@ -5,6 +5,7 @@ use crate::acl::{Access, Intent};
 use crate::args::{self, Freshness as Fresh};
 use crate::cachetype::replication_args;
 use crate::channel::{self, Kind};
+use crate::cluster;
 use crate::config;
 use crate::db::{TagWork, SYNC_LIMIT};
 use crate::dispatch::Args;
@@ -321,64 +322,159 @@ fn invalidate_keys(ctx: &Context, db: i32, keys: &[Bytes], soft: bool, now: i64)
     touched
 }
 
-/// Counts the invalidation (`swept`: entries left to the sweeper) and replicates the command
-/// itself, so replicas apply the same invalidation to the same index.
-fn finish_invalidation(ctx: &Context, db: i32, touched: &[Bytes], swept: u64) -> i64 {
+/// Counts the invalidation (`swept`: entries left to the sweeper); `command`: this node
+/// received the command itself (a forwarded part of a cluster-wide one counts its entries,
+/// not a second command).
+fn finish_invalidation(
+    ctx: &Context,
+    db: i32,
+    touched: &[Bytes],
+    swept: u64,
+    command: bool,
+) -> i64 {
     if is_user_traffic(ctx) {
         let (delimiter, max_ns) = (config::delimiter(), config::max_namespaces());
         state::with(|s| {
             let stats = &mut s.db(db).stats;
-            stats.record_command();
+            if command {
+                stats.record_command();
+            }
             stats.total.invalidated += swept;
             for key in touched {
                 stats.record(key, Event::Invalidated(1), delimiter, max_ns);
             }
         });
     }
-    ctx.replicate_verbatim();
     (touched.len() as u64 + swept) as i64
 }
 
-/// CACHE.INVALIDATE pattern [SOFT]
+/// CACHE.INVALIDATE pattern [SOFT] [LOCAL]
 pub fn invalidate(ctx: &Context, args: &Args) -> RedisResult {
     let argv = args.rest();
     let cmd = args::invalidate(&argv).map_err(parse_error)?;
+    let scope = cluster::scope(ctx, cmd.local, "CACHE.INVALIDATE")?;
     let db = selected_db(ctx);
-    let now = now_ms();
     let access = Access::of(ctx);
+    let (count, touched) = invalidate_pattern(ctx, db, cmd.pattern, cmd.soft, &access, true);
+    replicate_invalidation(ctx, &access, None, cmd.soft, &touched);
+    channel::announce(ctx, db, Kind::Pattern, cmd.soft, cmd.pattern);
+    let op = cluster::Op::Invalidate {
+        pattern: cmd.pattern.to_vec(),
+        soft: cmd.soft,
+    };
+    cluster::complete(ctx, scope, db, &access, op, cluster::Acc::Count(count))
+}
+
+/// Replicates an invalidation to replicas and the AOF. For a user with every key: the command
+/// itself (`forwarded`: rebuilt from these arguments, for a part of a cluster-wide command),
+/// so replicas apply the same invalidation to the same index. For a restricted user: one exact
+/// invalidation per entry touched (all of them were handled in the command), since replicas
+/// apply what they receive without a user and would reach other users' keys.
+pub fn replicate_invalidation(
+    ctx: &Context,
+    access: &Access,
+    forwarded: Option<(&std::ffi::CStr, &[u8])>,
+    soft: bool,
+    touched: &[Bytes],
+) {
+    if access.covers_all(ctx) {
+        match forwarded {
+            None => {
+                ctx.replicate_verbatim();
+            }
+            Some((command, pattern)) => {
+                let mut args: Vec<&[u8]> = vec![pattern];
+                if soft {
+                    args.push(b"SOFT");
+                }
+                args.push(b"LOCAL");
+                crate::dispatch::replicate(ctx, command, &args);
+            }
+        }
+        return;
+    }
+    for key in touched {
+        if soft {
+            let exact = crate::pattern::escape(key);
+            let args: [&[u8]; 3] = [&exact, b"SOFT", b"LOCAL"];
+            crate::dispatch::replicate(ctx, c"CACHE.INVALIDATE", &args);
+        } else {
+            crate::dispatch::replicate(ctx, c"DEL", &[&**key]);
+        }
+    }
+}
+
+/// Invalidates the entries whose key matches `pattern` that `access` may touch; returns how
+/// many, and the keys handled in the command. Replication is the caller's.
+pub fn invalidate_pattern(
+    ctx: &Context,
+    db: i32,
+    pattern: &[u8],
+    soft: bool,
+    access: &Access,
+    command: bool,
+) -> (i64, Vec<Bytes>) {
+    let now = now_ms();
     let allowed = |k: &[u8]| access.allows(ctx, k, Intent::Invalidate);
     let seq = state::with(|s| s.next_seq());
-    let mut work = state::with(|s| s.db(db).match_keys(cmd.pattern, cmd.soft, seq, now, false));
+    let mut work = state::with(|s| s.db(db).match_keys(pattern, soft, seq, now, false));
     if work.sweep.is_some() && !access.covers_all(ctx) {
         // The sweeper runs without a user: a restricted user's matches are all checked now.
-        work = state::with(|s| s.db(db).match_keys(cmd.pattern, cmd.soft, seq, now, true));
+        work = state::with(|s| s.db(db).match_keys(pattern, soft, seq, now, true));
     }
     work.now.retain(|k| allowed(k));
-    state::with(|s| s.db(db).leases.void_pattern(cmd.pattern, allowed));
-    let touched = invalidate_keys(ctx, db, &work.now, cmd.soft, now);
+    state::with(|s| s.db(db).leases.void_pattern(pattern, allowed));
+    let touched = invalidate_keys(ctx, db, &work.now, soft, now);
     if let Some(rest) = work.sweep {
         state::with(|s| s.db(db).start_pattern_sweep(rest));
         crate::sweep::start(ctx);
     }
-    let count = finish_invalidation(ctx, db, &touched, 0) + work.later as i64;
-    channel::announce(ctx, db, Kind::Pattern, cmd.soft, cmd.pattern);
-    reply::int(ctx, count);
-    Ok(RedisValue::NoReply)
+    cluster::remember(
+        ctx,
+        db,
+        cluster::Remembered::Keys(pattern),
+        soft,
+        access,
+        now,
+    );
+    let count = finish_invalidation(ctx, db, &touched, 0, command) + work.later as i64;
+    (count, touched)
 }
 
-/// CACHE.INVALIDATETAG tag [SOFT]
+/// CACHE.INVALIDATETAG tag [SOFT] [LOCAL]
 pub fn invalidate_tag(ctx: &Context, args: &Args) -> RedisResult {
     let argv = args.rest();
     let cmd = args::invalidate(&argv).map_err(parse_error)?;
+    let scope = cluster::scope(ctx, cmd.local, "CACHE.INVALIDATETAG")?;
     let db = selected_db(ctx);
-    let now = now_ms();
     let access = Access::of(ctx);
-    let literal = crate::pattern::as_literal(cmd.pattern);
+    let (count, touched) = invalidate_tags(ctx, db, cmd.pattern, cmd.soft, &access, true);
+    replicate_invalidation(ctx, &access, None, cmd.soft, &touched);
+    channel::announce(ctx, db, Kind::Tag, cmd.soft, cmd.pattern);
+    let op = cluster::Op::InvalidateTag {
+        tag: cmd.pattern.to_vec(),
+        soft: cmd.soft,
+    };
+    cluster::complete(ctx, scope, db, &access, op, cluster::Acc::Count(count))
+}
+
+/// Invalidates the entries carrying `tag` (or a tag matching it) that `access` may touch;
+/// returns how many, and the keys handled in the command. Replication is the caller's.
+pub fn invalidate_tags(
+    ctx: &Context,
+    db: i32,
+    pattern: &[u8],
+    soft: bool,
+    access: &Access,
+    command: bool,
+) -> (i64, Vec<Bytes>) {
+    let now = now_ms();
+    let literal = crate::pattern::as_literal(pattern);
     let (tags, large) = state::with(|s| {
         let d = s.db(db);
         let tags: Vec<Bytes> = match &literal {
             Some(tag) => vec![Arc::from(tag.as_slice())],
-            None => d.tags_matching(cmd.pattern),
+            None => d.tags_matching(pattern),
         };
         let large = tags
             .iter()
@@ -391,12 +487,12 @@ pub fn invalidate_tag(ctx: &Context, args: &Args) -> RedisResult {
         let seq = s.next_seq();
         let d = s.db(db);
         if literal.is_none() {
-            d.leases.void_tag_pattern(cmd.pattern, seq);
+            d.leases.void_tag_pattern(pattern, seq);
         }
         let mut now_keys = Vec::new();
         let mut swept = 0u64;
         for tag in tags {
-            match d.invalidate_tag(&tag, cmd.soft, seq, now, keys_only) {
+            match d.invalidate_tag(&tag, soft, seq, now, keys_only) {
                 TagWork::Now(keys) => now_keys.extend(keys),
                 TagWork::Swept(n) => swept += n as u64,
             }
@@ -409,11 +505,17 @@ pub fn invalidate_tag(ctx: &Context, args: &Args) -> RedisResult {
     if swept > 0 {
         crate::sweep::start(ctx);
     }
-    let touched = invalidate_keys(ctx, db, &now_keys, cmd.soft, now);
-    let count = finish_invalidation(ctx, db, &touched, swept);
-    channel::announce(ctx, db, Kind::Tag, cmd.soft, cmd.pattern);
-    reply::int(ctx, count);
-    Ok(RedisValue::NoReply)
+    let touched = invalidate_keys(ctx, db, &now_keys, soft, now);
+    cluster::remember(
+        ctx,
+        db,
+        cluster::Remembered::Tags(pattern),
+        soft,
+        access,
+        now,
+    );
+    let count = finish_invalidation(ctx, db, &touched, swept, command);
+    (count, touched)
 }
 
 const FIELDS: [&str; 17] = [
@@ -471,7 +573,7 @@ pub enum StatValue {
     Text(String),
 }
 
-fn reply_fields(ctx: &Context, fields: &[(&str, StatValue)]) {
+pub fn reply_fields(ctx: &Context, fields: &[(&str, StatValue)]) {
     reply::map(ctx, fields.len());
     for (name, value) in fields {
         reply::bulk(ctx, name.as_bytes());
@@ -486,14 +588,21 @@ fn namespace_fields(ns: &NamespaceStats) -> [(&'static str, StatValue); 17] {
     stat_fields(&ns.counters, ns.entries, 0)
 }
 
-/// CACHE.STATS [NAMESPACE name | NAMESPACES | RESET]
+/// CACHE.STATS [NAMESPACE name | NAMESPACES | RESET] [LOCAL]
 pub fn stats(ctx: &Context, args: &Args) -> RedisResult {
     let argv = args.rest();
-    let query = args::stats(&argv).map_err(parse_error)?;
-    if !Access::of(ctx).covers_all(ctx) {
+    let (query, local) = args::stats(&argv).map_err(parse_error)?;
+    let scope = cluster::scope(ctx, local, "CACHE.STATS")?;
+    let access = Access::of(ctx);
+    if !access.covers_all(ctx) {
         return Err(error::no_permission());
     }
     let db = selected_db(ctx);
+    if let cluster::Scope::Wide(_) = scope {
+        let wanted = cluster::stats_scope(&query);
+        let acc = cluster::local_stats_acc(db, &wanted, &scope);
+        return cluster::complete(ctx, scope, db, &access, cluster::Op::Stats(wanted), acc);
+    }
     match query {
         args::StatsQuery::Totals => {
             let fields = state::with(|s| {
@@ -554,18 +663,55 @@ pub fn tags(ctx: &Context, args: &Args) -> RedisResult {
     Ok(RedisValue::NoReply)
 }
 
-/// CACHE.TAGSCAN tag cursor [MATCH pattern] [COUNT count]
+/// CACHE.TAGSCAN tag cursor [MATCH pattern] [COUNT count] [LOCAL]
 pub fn tag_scan(ctx: &Context, args: &Args) -> RedisResult {
     let argv = args.rest();
     let cmd = args::tag_scan(&argv).map_err(parse_error)?;
+    let scope = cluster::scope(ctx, cmd.local, "CACHE.TAGSCAN")?;
     let db = selected_db(ctx);
+    let access = Access::of(ctx);
+    if let cluster::Scope::Wide(plan) = scope {
+        return cluster::tag_scan(ctx, plan, db, &access, &cmd);
+    }
+    let (next, live) = tag_scan_local(
+        ctx,
+        db,
+        &access,
+        cmd.tag,
+        cmd.cursor,
+        cmd.count,
+        cmd.pattern,
+    );
+    reply_scan(ctx, next, &live);
+    Ok(RedisValue::NoReply)
+}
+
+pub fn reply_scan<K: AsRef<[u8]>>(ctx: &Context, next: u64, keys: &[K]) {
+    reply::array(ctx, 2);
+    reply::bulk(ctx, next.to_string().as_bytes());
+    reply::array(ctx, keys.len());
+    for k in keys {
+        reply::bulk(ctx, k.as_ref());
+    }
+}
+
+/// One page of this node's keys carrying `tag` that `access` may read: (next cursor, keys).
+pub fn tag_scan_local(
+    ctx: &Context,
+    db: i32,
+    access: &Access,
+    tag: &[u8],
+    cursor: u64,
+    count: usize,
+    pattern: Option<&[u8]>,
+) -> (u64, Vec<Bytes>) {
     let (next, candidates) = state::with(|s| {
         let d = s.db(db);
-        match d.tags.get(cmd.tag) {
+        match d.tags.get(tag) {
             Some(set) => {
-                let (next, ids) = set.scan(cmd.cursor, cmd.count);
+                let (next, ids) = set.scan(cursor, count);
                 let mut keys = d.names(ids.iter().copied());
-                if let Some(p) = cmd.pattern {
+                if let Some(p) = pattern {
                     let matcher = crate::pattern::Matcher::new(p);
                     keys.retain(|k| matcher.matches(k));
                 }
@@ -575,7 +721,6 @@ pub fn tag_scan(ctx: &Context, args: &Args) -> RedisResult {
         }
     });
     let now = now_ms();
-    let access = Access::of(ctx);
     let live: Vec<Bytes> = candidates
         .into_iter()
         .filter(|name| access.allows(ctx, name, Intent::Read))
@@ -589,11 +734,5 @@ pub fn tag_scan(ctx: &Context, args: &Args) -> RedisResult {
             }
         })
         .collect();
-    reply::array(ctx, 2);
-    reply::bulk(ctx, next.to_string().as_bytes());
-    reply::array(ctx, live.len());
-    for k in &live {
-        reply::bulk(ctx, k);
-    }
-    Ok(RedisValue::NoReply)
+    (next, live)
 }

@@ -12,6 +12,7 @@ pub static DEFAULT_STALE: AtomicI64 = AtomicI64::new(0);
 pub static LEASE_MS: AtomicI64 = AtomicI64::new(10_000);
 pub static MAX_TAGS: AtomicI64 = AtomicI64::new(64);
 pub static MAX_NAMESPACES: AtomicI64 = AtomicI64::new(1024);
+pub static CLUSTER_TIMEOUT_MS: AtomicI64 = AtomicI64::new(2000);
 pub static DELIMITER: Delimiter = Delimiter {
     byte: AtomicU8::new(b':'),
     shown: Shown::new(),
@@ -27,6 +28,8 @@ pub const MAX_DEFAULT_SECONDS: i64 = 315_360_000;
 pub const MAX_TAGS_LIMIT: i64 = 10_000;
 pub const MAX_NAMESPACES_LIMIT: i64 = 1_000_000;
 pub const MAX_BETA: f64 = 100.0;
+/// One hour: the longest a cluster-wide command waits for the other primaries.
+pub const MAX_CLUSTER_TIMEOUT_MS: i64 = 3_600_000;
 
 pub fn default_ttl_ms() -> i64 {
     DEFAULT_TTL.load(Ordering::Relaxed) * 1000
@@ -46,6 +49,11 @@ pub fn max_tags() -> i64 {
 
 pub fn max_namespaces() -> usize {
     MAX_NAMESPACES.load(Ordering::Relaxed) as usize
+}
+
+/// How long a cluster-wide command waits for the other slot owners (ms).
+pub fn cluster_timeout_ms() -> i64 {
+    CLUSTER_TIMEOUT_MS.load(Ordering::Relaxed)
 }
 
 pub fn delimiter() -> u8 {
@@ -154,7 +162,7 @@ impl ConfigurationValue<RedisString> for Beta {
 }
 
 /// The configs' names without the module prefix.
-const NAMES: [&str; 7] = [
+const NAMES: [&str; 8] = [
     "default-ttl",
     "default-stale",
     "lease-ms",
@@ -162,6 +170,7 @@ const NAMES: [&str; 7] = [
     "namespace-delimiter",
     "max-namespaces",
     "early-beta",
+    "cluster-timeout-ms",
 ];
 
 /// Applies `loadmodule path.so [cache.]name value ...` with CONFIG SET's own validation, so a

@@ -174,9 +174,14 @@ const GET: &[Arg] = &[
 const INVALIDATE: &[Arg] = &[
     arg(c"pattern", Ty::Pattern),
     word(c"soft", c"SOFT").optional(),
+    word(c"local", c"LOCAL").optional(),
 ];
 
-const INVALIDATETAG: &[Arg] = &[arg(c"tag", Ty::Pattern), word(c"soft", c"SOFT").optional()];
+const INVALIDATETAG: &[Arg] = &[
+    arg(c"tag", Ty::Pattern),
+    word(c"soft", c"SOFT").optional(),
+    word(c"local", c"LOCAL").optional(),
+];
 
 const STATS_SCOPE: &[Arg] = &[
     keyword(c"namespace", Ty::Str, c"NAMESPACE", c"name"),
@@ -184,16 +189,18 @@ const STATS_SCOPE: &[Arg] = &[
     word(c"reset", c"RESET"),
 ];
 
-const STATS: &[Arg] = &[arg(c"scope", Ty::OneOf).sub(STATS_SCOPE).optional()];
+const STATS: &[Arg] = &[
+    arg(c"scope", Ty::OneOf).sub(STATS_SCOPE).optional(),
+    word(c"local", c"LOCAL").optional(),
+];
 
 const TAGSCAN: &[Arg] = &[
     arg(c"tag", Ty::Str),
     arg(c"cursor", Ty::Int),
     keyword(c"pattern", Ty::Pattern, c"MATCH", c"pattern").optional(),
     keyword(c"count", Ty::Int, c"COUNT", c"count").optional(),
+    word(c"local", c"LOCAL").optional(),
 ];
-
-const INVALIDATION_TIPS: &CStr = c"request_policy:all_shards response_policy:agg_sum";
 
 static COMMANDS: [Spec; 8] = [
     Spec {
@@ -229,7 +236,7 @@ static COMMANDS: [Spec; 8] = [
         complexity: c"O(1) for a pattern without wildcards, else O(N) where N is the number of entries whose key starts with the pattern's literal prefix.",
         arity: -2,
         key: None,
-        tips: Some(INVALIDATION_TIPS),
+        tips: None,
         args: INVALIDATE,
     },
     Spec {
@@ -238,7 +245,7 @@ static COMMANDS: [Spec; 8] = [
         complexity: c"O(N) where N is the number of entries invalidated at once (large tags are swept in the background); a pattern adds O(T), T being the number of tags.",
         arity: -2,
         key: None,
-        tips: Some(INVALIDATION_TIPS),
+        tips: None,
         args: INVALIDATETAG,
     },
     Spec {

@@ -22,13 +22,18 @@ pub fn on_keyspace_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[
         state::with(|s| s.db(db).leases.void_key(key));
     }
     if arrived {
-        index_arrival(ctx, db, key);
+        index_arrival(ctx, db, key, event == "restore");
     }
 }
 
-fn index_arrival(ctx: &Context, db: i32, name: &[u8]) {
+/// `from_elsewhere`: the entry came from another node (RESTORE, MIGRATE), maybe in flight
+/// while an invalidation ran on both nodes.
+fn index_arrival(ctx: &Context, db: i32, name: &[u8], from_elsewhere: bool) {
     let key = Key::open(ctx, name, false);
     if let Content::Entry(entry) = key.content() {
+        if from_elsewhere {
+            crate::cluster::on_arrival(ctx, db, name, entry, crate::keys::now_ms());
+        }
         let (delimiter, max_ns) = (config::delimiter(), config::max_namespaces());
         let started_sweep = state::with(|s| {
             let gen = s.next_seq();

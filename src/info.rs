@@ -35,6 +35,9 @@ pub extern "C" fn info_callback(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_re
         raw::add_info_field_str(ctx, name, &text(value));
     }
     raw::add_info_field_str(ctx, "index_bytes", &index_bytes.to_string());
+    let (in_flight, recent) = crate::cluster::sizes();
+    raw::add_info_field_str(ctx, "cluster_in_flight", &in_flight.to_string());
+    raw::add_info_field_str(ctx, "cluster_recent_invalidations", &recent.to_string());
     for (name, line) in per_db {
         raw::add_info_field_str(ctx, &name, &line);
     }

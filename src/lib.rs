@@ -6,6 +6,7 @@ pub mod acl;
 pub mod args;
 pub mod cachetype;
 pub mod channel;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod db;
@@ -21,6 +22,7 @@ pub mod leases;
 pub mod memberset;
 pub mod pattern;
 pub mod reply;
+pub mod server;
 pub mod state;
 pub mod stats;
 pub mod sweep;
@@ -60,6 +62,10 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         return Status::Err;
     }
     docs::register(ctx);
+    if !cluster::init(ctx) {
+        ctx.log_warning("cache: could not register the cluster bus receiver");
+        return Status::Err;
+    }
     // Replaces the macro's default INFO callback (which would need two more crates).
     raw::register_info_function(ctx.ctx, Some(info::info_callback));
     ctx.create_timer(HOUSEKEEPING, housekeeping, ());
@@ -135,6 +141,7 @@ redis_module! {
             ["lease-ms", &config::LEASE_MS, 10_000, 1, args::MAX_LEASE_MS, ConfigurationFlags::DEFAULT, None],
             ["max-tags", &config::MAX_TAGS, 64, 1, config::MAX_TAGS_LIMIT, ConfigurationFlags::DEFAULT, None],
             ["max-namespaces", &config::MAX_NAMESPACES, 1024, 1, config::MAX_NAMESPACES_LIMIT, ConfigurationFlags::DEFAULT, None],
+            ["cluster-timeout-ms", &config::CLUSTER_TIMEOUT_MS, 2000, 1, config::MAX_CLUSTER_TIMEOUT_MS, ConfigurationFlags::DEFAULT, None],
         ],
         string: [
             ["namespace-delimiter", &config::DELIMITER, ":", ConfigurationFlags::DEFAULT, None],

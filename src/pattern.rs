@@ -157,6 +157,18 @@ pub fn literal_prefix(pattern: &[u8]) -> Vec<u8> {
     tokens(pattern).map_while(literal).collect()
 }
 
+/// The pattern that matches exactly `literal` (every special byte escaped).
+pub fn escape(literal: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(literal.len() + 2);
+    for &b in literal {
+        if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out
+}
+
 /// The one string a pattern matches when it has no wildcard (escapes resolved), else None.
 pub fn as_literal(pattern: &[u8]) -> Option<Vec<u8>> {
     tokens(pattern).map(literal).collect()
@@ -265,6 +277,16 @@ mod tests {
         assert!(!m("[abc", "ab"));
         assert!(!m("[a-]", "-"), "a-] is the range ]..a");
         assert!(m("[a-]", "^"));
+    }
+
+    #[test]
+    fn escaped_literals_match_only_themselves() {
+        for k in [&b"a*b?[c]\\d"[..], b"", b"plain", b"\\", b"[x"] {
+            let p = escape(k);
+            assert_eq!(as_literal(&p).as_deref(), Some(k));
+            assert!(matches(&p, k));
+        }
+        assert!(!matches(&escape(b"a*"), b"ab"));
     }
 
     #[test]

@@ -34,3 +34,10 @@ pub fn null(ctx: &Context) {
 pub fn int(ctx: &Context, n: i64) {
     raw::reply_with_long_long(ctx.ctx, n);
 }
+
+/// An error reply; `text` starts with its code (`ERR`, `INCOMPLETE`, ...).
+pub fn error(ctx: &Context, text: &str) {
+    let clean: String = text.chars().filter(|c| *c != '\0').collect();
+    let text = std::ffi::CString::new(clean).unwrap_or_default();
+    raw::reply_with_error(ctx.ctx, text.as_ptr());
+}

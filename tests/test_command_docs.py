@@ -158,7 +158,8 @@ EXPECTED = {
                       "entries whose key starts with the pattern's literal prefix.",
         "arity": -2,
         "key_flags": None,
-        "args": [arg("pattern", "pattern"), arg("soft", "pure-token", "SOFT", OPT)],
+        "args": [arg("pattern", "pattern"), arg("soft", "pure-token", "SOFT", OPT),
+                 arg("local", "pure-token", "LOCAL", OPT)],
     },
     "cache.invalidatetag": {
         "summary": "Removes, or with SOFT marks stale, every entry carrying a tag, or any tag "
@@ -167,7 +168,8 @@ EXPECTED = {
                       "swept in the background); a pattern adds O(T), T being the number of tags.",
         "arity": -2,
         "key_flags": None,
-        "args": [arg("tag", "pattern"), arg("soft", "pure-token", "SOFT", OPT)],
+        "args": [arg("tag", "pattern"), arg("soft", "pure-token", "SOFT", OPT),
+                 arg("local", "pure-token", "LOCAL", OPT)],
     },
     "cache.stats": {
         "summary": "Returns the cache counters of the selected database, of one namespace or of "
@@ -181,6 +183,7 @@ EXPECTED = {
                 arg("namespaces", "pure-token", "NAMESPACES"),
                 arg("reset", "pure-token", "RESET"),
             ]),
+            arg("local", "pure-token", "LOCAL", OPT),
         ],
     },
     "cache.tags": {
@@ -201,6 +204,7 @@ EXPECTED = {
             arg("cursor", "integer"),
             arg("pattern", "pattern", "MATCH", OPT),
             arg("count", "integer", "COUNT", OPT),
+            arg("local", "pure-token", "LOCAL", OPT),
         ],
     },
 }

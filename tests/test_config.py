@@ -16,6 +16,7 @@ DEFAULTS = {
     "cache.namespace-delimiter": b":",
     "cache.max-namespaces": b"1024",
     "cache.early-beta": b"1.0",
+    "cache.cluster-timeout-ms": b"2000",
 }
 TEN_YEARS = 10 * 365 * 24 * 3600
 
@@ -92,6 +93,7 @@ VALID = [
     ("cache.max-namespaces", ["1", "1000000", "1024"]),
     ("cache.namespace-delimiter", ["/", "|", ":", "\x00"]),
     ("cache.early-beta", ["0", "100", "0.5", "1.0", "2"]),
+    ("cache.cluster-timeout-ms", ["1", "3600000", "2000"]),
 ]
 INVALID = [
     ("cache.max-tags", ["0", "10001", "-1", "abc", ""]),
@@ -101,6 +103,7 @@ INVALID = [
     ("cache.max-namespaces", ["0", "1000001"]),
     ("cache.namespace-delimiter", ["", "ab", "::"]),
     ("cache.early-beta", ["-0.1", "100.1", "abc", "", "nan", "inf"]),
+    ("cache.cluster-timeout-ms", ["0", "-1", "3600001", "x"]),
 ]
 
 

@@ -115,7 +115,10 @@ fuzz_target!(|data: &[u8]| {
         2 => {
             if let Ok(cmd) = args::invalidate(&argv) {
                 assert_eq!(cmd.pattern, argv[0]);
-                assert_eq!(cmd.soft, argv.len() == 2);
+                let words = &argv[1..];
+                let has = |w: &str| words.iter().any(|a| a.eq_ignore_ascii_case(w.as_bytes()));
+                assert_eq!(cmd.soft, has("SOFT"));
+                assert_eq!(cmd.local, has("LOCAL"));
             }
         }
         3 => {

@@ -1,0 +1,265 @@
+//! The cluster bus and the blocked clients of cluster-wide commands, as raw module API calls
+//! behind safe functions. Facts that shape it (redis-server 7.0.15): node ids are 40 bytes
+//! without a terminating NUL where the server hands them out, but `SendClusterMessage` and
+//! `GetClusterNodeInfo` call `strlen` on theirs, so ids go out in a 41-byte buffer; a receiver
+//! cannot be unregistered, so it is registered once and checks every payload.
+
+use crate::cluster::{self, fanout::NodeId, fanout::Outcome};
+use redis_module::{raw, CallOptionsBuilder, CallReply, CallResult, Context};
+use std::os::raw::{c_char, c_int, c_uchar, c_void};
+
+const ID_LEN: usize = raw::REDISMODULE_NODE_ID_LEN as usize;
+
+/// An id as the server reads it: 40 bytes and a NUL.
+fn c_id(id: &NodeId) -> [c_char; ID_LEN + 1] {
+    let mut out = [0 as c_char; ID_LEN + 1];
+    for (o, b) in out.iter_mut().zip(id.iter()) {
+        *o = *b as c_char;
+    }
+    out
+}
+
+/// Copies the 40 bytes at `p` (no NUL is read).
+///
+/// # Safety
+/// `p` is null or points to at least 40 readable bytes.
+unsafe fn read_id(p: *const c_char) -> Option<NodeId> {
+    if p.is_null() {
+        return None;
+    }
+    let mut id = [0u8; ID_LEN];
+    // SAFETY: the caller guarantees 40 readable bytes at `p`.
+    let bytes = unsafe { std::slice::from_raw_parts(p.cast::<u8>(), ID_LEN) };
+    id.copy_from_slice(bytes);
+    Some(id)
+}
+
+/// True when the server runs with `cluster-enabled yes`.
+pub fn enabled(ctx: &Context) -> bool {
+    // SAFETY: GetContextFlags only reads the context the server passed us.
+    let flags = unsafe { raw::RedisModule_GetContextFlags.map_or(0, |f| f(ctx.ctx)) } as u32;
+    flags & raw::REDISMODULE_CTX_FLAGS_CLUSTER != 0
+}
+
+/// True when the calling client may be blocked (not inside MULTI, a script or a function).
+pub fn may_block(ctx: &Context) -> bool {
+    // SAFETY: as in `enabled`.
+    let flags = unsafe { raw::RedisModule_GetContextFlags.map_or(0, |f| f(ctx.ctx)) } as u32;
+    let deny = raw::REDISMODULE_CTX_FLAGS_DENY_BLOCKING
+        | raw::REDISMODULE_CTX_FLAGS_MULTI
+        | raw::REDISMODULE_CTX_FLAGS_LUA;
+    flags & deny == 0
+}
+
+/// This node's id.
+pub fn my_id() -> Option<NodeId> {
+    // SAFETY: GetMyClusterID returns null outside a cluster or 40 bytes the server owns.
+    unsafe {
+        let f = raw::RedisModule_GetMyClusterID?;
+        read_id(f())
+    }
+}
+
+/// True when the server flags `id` as failing (PFAIL or FAIL), or does not know it.
+pub fn failing(ctx: &Context, id: &NodeId) -> bool {
+    let Some(info) = (unsafe { raw::RedisModule_GetClusterNodeInfo }) else {
+        return false;
+    };
+    let cid = c_id(id);
+    let mut flags: c_int = 0;
+    // SAFETY: `cid` is NUL-terminated; null out-pointers are allowed for what we do not want.
+    let ok = unsafe {
+        info(
+            ctx.ctx,
+            cid.as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            &mut flags,
+        )
+    };
+    if ok != raw::REDISMODULE_OK as c_int {
+        return true;
+    }
+    let bad = (raw::REDISMODULE_NODE_PFAIL | raw::REDISMODULE_NODE_FAIL) as c_int;
+    flags & bad != 0
+}
+
+/// Sends `payload` to node `to`; false if the server could not (unknown node, no link).
+pub fn send(ctx: &Context, to: &NodeId, payload: &[u8]) -> bool {
+    let Some(send) = (unsafe { raw::RedisModule_SendClusterMessage }) else {
+        return false;
+    };
+    let Ok(len) = u32::try_from(payload.len()) else {
+        return false;
+    };
+    let cid = c_id(to);
+    // SAFETY: `cid` is NUL-terminated, `payload` is `len` readable bytes; the server copies it.
+    unsafe {
+        send(
+            ctx.ctx,
+            cid.as_ptr(),
+            cluster::message::MESSAGE_TYPE,
+            payload.as_ptr().cast(),
+            len,
+        ) == raw::REDISMODULE_OK as c_int
+    }
+}
+
+/// Registers the module's receiver (once, at load: receivers cannot be unregistered).
+pub fn register_receiver(ctx: &Context) -> bool {
+    let Some(register) = (unsafe { raw::RedisModule_RegisterClusterMessageReceiver }) else {
+        return false;
+    };
+    // SAFETY: `receive` matches the receiver signature and lives as long as the module.
+    unsafe { register(ctx.ctx, cluster::message::MESSAGE_TYPE, Some(receive)) };
+    true
+}
+
+unsafe extern "C" fn receive(
+    ctx: *mut raw::RedisModuleCtx,
+    sender: *const c_char,
+    _kind: u8,
+    payload: *const c_uchar,
+    len: u32,
+) {
+    // SAFETY: the server passes the sender's 40-byte id.
+    let Some(from) = (unsafe { read_id(sender) }) else {
+        return;
+    };
+    let bytes = if payload.is_null() || len == 0 {
+        &[][..]
+    } else {
+        // SAFETY: the server passes `len` readable bytes, alive for this call.
+        unsafe { std::slice::from_raw_parts(payload, len as usize) }
+    };
+    cluster::on_message(&Context::new(ctx), &from, bytes);
+}
+
+/// The primaries serving each slot range, from `CLUSTER SLOTS`; None if it failed.
+pub fn slot_ranges(ctx: &Context) -> Option<Vec<(u16, u16, NodeId)>> {
+    let reply: CallResult = ctx.call_ext(
+        "CLUSTER",
+        &CallOptionsBuilder::new().build(),
+        &[b"SLOTS".as_slice()][..],
+    );
+    let Ok(CallReply::Array(ranges)) = reply else {
+        return None;
+    };
+    let mut out = Vec::new();
+    for range in ranges.iter() {
+        let Ok(CallReply::Array(range)) = range else {
+            continue;
+        };
+        let items: Vec<_> = range.iter().take(3).collect();
+        let [Ok(CallReply::I64(start)), Ok(CallReply::I64(end)), Ok(CallReply::Array(node))] =
+            &items[..]
+        else {
+            continue;
+        };
+        let fields: Vec<_> = node.iter().take(3).collect();
+        let Some(Ok(CallReply::String(id))) = fields.get(2) else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (u16::try_from(start.to_i64()), u16::try_from(end.to_i64()))
+        else {
+            continue;
+        };
+        let id = id.as_bytes();
+        if id.len() == ID_LEN {
+            let mut node_id = [0u8; ID_LEN];
+            node_id.copy_from_slice(id);
+            out.push((start, end, node_id));
+        }
+    }
+    Some(out)
+}
+
+/// A client blocked by a cluster-wide command.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Blocked(*mut raw::RedisModuleBlockedClient);
+
+// Blocked-client handles are used only on the main thread.
+unsafe impl Send for Blocked {}
+
+/// Blocks the calling client for at most `timeout_ms`; None if the server refused.
+pub fn block(ctx: &Context, timeout_ms: i64) -> Option<Blocked> {
+    let block = unsafe { raw::RedisModule_BlockClient }?;
+    // SAFETY: the callbacks match the server's signatures and outlive the blocked client.
+    let bc = unsafe {
+        block(
+            ctx.ctx,
+            Some(on_reply),
+            Some(on_timeout),
+            Some(free_private),
+            timeout_ms,
+        )
+    };
+    if bc.is_null() {
+        return None;
+    }
+    if let Some(set) = unsafe { raw::RedisModule_SetDisconnectCallback } {
+        // SAFETY: `bc` was just returned by BlockClient.
+        unsafe { set(bc, Some(on_disconnect)) };
+    }
+    Some(Blocked(bc))
+}
+
+/// Unblocks `b` (exactly once per blocked client, even after its timeout or disconnection);
+/// its reply callback answers `outcome` if the client is still there.
+pub fn unblock(b: Blocked, outcome: Option<Outcome>) {
+    let private = outcome.map_or(std::ptr::null_mut(), |o| Box::into_raw(Box::new(o)).cast());
+    if let Some(unblock) = unsafe { raw::RedisModule_UnblockClient } {
+        // SAFETY: `b` is a live handle not yet unblocked; the server owns `private` from here
+        // and hands it to `free_private`.
+        unsafe { unblock(b.0, private) };
+    } else if !private.is_null() {
+        // SAFETY: not handed to the server: still ours.
+        drop(unsafe { Box::from_raw(private.cast::<Outcome>()) });
+    }
+}
+
+extern "C" fn on_reply(
+    ctx: *mut raw::RedisModuleCtx,
+    _argv: *mut *mut raw::RedisModuleString,
+    _argc: c_int,
+) -> c_int {
+    let ctx = Context::new(ctx);
+    // SAFETY: in a reply callback the private data is what `unblock` passed: an Outcome or null.
+    let private = unsafe {
+        raw::RedisModule_GetBlockedClientPrivateData
+            .map_or(std::ptr::null_mut(), |f| f(ctx.ctx))
+            .cast::<Outcome>()
+            .as_ref()
+    };
+    cluster::reply_outcome(&ctx, private);
+    raw::REDISMODULE_OK as c_int
+}
+
+extern "C" fn on_timeout(
+    ctx: *mut raw::RedisModuleCtx,
+    _argv: *mut *mut raw::RedisModuleString,
+    _argc: c_int,
+) -> c_int {
+    let ctx = Context::new(ctx);
+    // SAFETY: in a timeout callback the context belongs to the blocked client.
+    let bc = unsafe {
+        raw::RedisModule_GetBlockedClientHandle.map_or(std::ptr::null_mut(), |f| f(ctx.ctx))
+    };
+    cluster::on_timeout(&ctx, Blocked(bc));
+    raw::REDISMODULE_OK as c_int
+}
+
+extern "C" fn on_disconnect(
+    _ctx: *mut raw::RedisModuleCtx,
+    bc: *mut raw::RedisModuleBlockedClient,
+) {
+    cluster::on_disconnect(Blocked(bc));
+}
+
+extern "C" fn free_private(_ctx: *mut raw::RedisModuleCtx, private: *mut c_void) {
+    if !private.is_null() {
+        // SAFETY: every non-null private datum is a Box<Outcome> made by `unblock`.
+        drop(unsafe { Box::from_raw(private.cast::<Outcome>()) });
+    }
+}
