@@ -153,6 +153,7 @@ class NearCache:
         self._db = int(kw.get("db", 0) or 0)
         self.channel = f"__cache@{self._db}__:invalidate".encode()
         self._lock = threading.RLock()
+        self._applied = threading.Condition(self._lock)  # notified after each message
         self._read_lock = threading.Lock()
         self._copies: OrderedDict[bytes, _Copy] = OrderedDict()
         self._by_tag: dict = {}
@@ -241,10 +242,18 @@ class NearCache:
         reply = self._read_many([bk], fresh_only=True)[0]
         if reply is not None:
             return self.serializer.loads(reply[0])
+        before = self._epoch
         res = self.cache.fetch(key, compute, ttl, tags, stale, **kwargs)
-        if res.stored:
+        if res.stored and self._ready.is_set():
+            # The nil read above tracked the key, so our own store comes back as a push; a
+            # read racing it would not be kept. Wait (briefly) for it, then read the copy.
+            with self._lock:
+                self._applied.wait_for(lambda: self._pushed_since(before, bk), timeout=0.05)
             self._read_many([bk], fresh_only=True)
         return res.value
+
+    def _pushed_since(self, epoch: int, key: bytes) -> bool:
+        return any(e > epoch and kind == "keys" and key in arg for e, kind, arg in self._log)
 
     def invalidate_tags(self, tags: TagsT, soft: bool = False) -> int:
         return self.cache.invalidate_tags(tags, soft=soft)
@@ -495,6 +504,7 @@ class NearCache:
                 self.counters["channel_messages"] += 1
                 self.last_channel_applied = time.perf_counter()
             self.last_applied = time.perf_counter()
+            self._applied.notify_all()
 
     def _by_tags(self, arg: bytes, soft: bool) -> None:
         if _SPECIAL.search(arg):
