@@ -67,6 +67,9 @@ if [ -f "$repo/examples/django_list_pages/run_tests.sh" ]; then
   step "switch test: examples/django_list_pages on rediscache.django.RedisCache" \
     env CACHE_BACKEND=rediscache.django.RedisCache PYTHON="$PYTHON" bash "$repo/examples/django_list_pages/run_tests.sh"
 fi
+if [ -f "$repo/examples/python/seed_flows.py" ]; then
+  step "examples/python/seed_flows.py" "$PYTHON" "$repo/examples/python/seed_flows.py"
+fi
 if [ -f "$repo/examples/flask_signed_urls/test_app.py" ]; then
   step "examples/flask_signed_urls" bash -c "cd '$repo/examples/flask_signed_urls' && REDISCACHE_TESTS_DIR='$here/tests' '$PYTHON' -m pytest -q -p no:cacheprovider"
 fi
