@@ -14,9 +14,10 @@ A background thread owns one connection subscribed to both channels; the reading
 ``CLIENT TRACKING on REDIRECT <that connection>``. When either connection drops, every local copy
 is dropped (messages sent meanwhile are lost) and the L1 is bypassed until both are back.
 
-Costs per message: a tag or a literal key costs O(local copies it names) through a tag -> keys
-index; a tag pattern O(distinct local tags); a key pattern with wildcards O(local keys) (the
-local cache is bounded by ``maxsize``).
+Costs per message: a tag, O(1) (its generation is bumped; the dead copies are freed later by a
+background sweep through a tag -> keys index, 2,000 at a time); a tag pattern, O(distinct local
+tags); a literal key, O(1); a key pattern with wildcards, O(1) (a rule checked on read until the
+background sweep of the local copies has applied it); a tracking push, O(keys it names).
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def _b(k: Any) -> bytes:
 
 
 class _Copy:
-    __slots__ = ("value", "fresh_until", "expire_at", "tags", "gens", "soft")
+    __slots__ = ("value", "fresh_until", "expire_at", "tags", "gens", "soft", "epoch")
 
     def __init__(self, value: Any, fresh_until: int, expire_at: int, tags: list) -> None:
         self.value = value
@@ -121,6 +122,7 @@ class _Copy:
         self.tags = tags
         self.gens: tuple = ()  # (hard, soft) generation of each tag when the copy was kept
         self.soft = False
+        self.epoch = 0  # the message count when the copy was kept
 
 
 class NearCache:
@@ -163,6 +165,9 @@ class NearCache:
         self._hard_gen: dict = {}
         self._soft_gen: dict = {}
         self._reclaim: deque = deque()
+        # Key patterns with wildcards: a rule [epoch, regex, soft] applies to every copy kept
+        # before it, checked on read, until the listener has swept the local copies.
+        self._rules: list = []
         self._epoch = 0
         self._log: deque = deque(maxlen=1024)  # (epoch, kind, arg) for reads in flight
         self._listener_id: Optional[int] = None
@@ -287,7 +292,9 @@ class NearCache:
             if c is None or not self._ready.is_set():
                 self.counters["misses"] += 1
                 return False, None
-            if c.gens and not self._check_gens(c):
+            if (c.gens and not self._check_gens(c)) or (
+                self._rules and not self._check_rules(key, c)
+            ):
                 self._drop_locked(key)
                 self.counters["misses"] += 1
                 return False, None
@@ -314,6 +321,14 @@ class NearCache:
                 c.soft = True
         return True
 
+    def _check_rules(self, key: bytes, c: _Copy) -> bool:
+        for epoch, rx, soft in self._rules:
+            if c.epoch < epoch and rx.match(key):
+                if not soft:
+                    return False
+                c.soft = True
+        return True
+
     def _insert_locked(self, key: bytes, meta: list, since: int) -> None:
         value, state, fresh_until, expire_at, tags = meta
         tags = [_b(t) for t in tags]
@@ -324,6 +339,7 @@ class NearCache:
         if _b(state) == b"STALE":
             c.soft = True
         c.gens = tuple((self._hard_gen.get(t, 0), self._soft_gen.get(t, 0)) for t in tags)
+        c.epoch = self._epoch
         self._copies[key] = c
         for t in tags:
             self._by_tag.setdefault(t, set()).add(key)
@@ -378,6 +394,7 @@ class NearCache:
         self._copies.clear()
         self._by_tag.clear()
         self._reclaim.clear()
+        self._rules.clear()
         self._epoch += 1
         self._log.append((self._epoch, "reset", None))
 
@@ -516,26 +533,42 @@ class NearCache:
         for t in tags:
             gens[t] = gens.get(t, 0) + 1
             if not soft:
-                self._reclaim.append([t, None])
+                self._reclaim.append(["tag", t, None, 0])
 
     def _reclaim_dead(self) -> None:
-        """Free the copies of hard-invalidated tags, a chunk at a time (after _apply, so the
-        message is in force before this starts; readers get the lock between chunks)."""
+        """Free the copies that messages made dead (and mark the soft ones), a chunk at a
+        time: after _apply, so the message is in force before this starts; readers get the
+        lock between chunks."""
         while self._reclaim:
             with self._lock:
                 if not self._reclaim:
                     return
                 job = self._reclaim[0]
-                if job[1] is None:
-                    job[1] = list(self._by_tag.get(job[0], ()))
-                chunk, job[1] = job[1][:2000], job[1][2000:]
-                for k in chunk:
+                kind, arg = job[0], job[1]
+                if job[2] is None:
+                    job[2] = list(self._by_tag.get(arg, ()) if kind == "tag" else self._copies)
+                keys, at = job[2], job[3]
+                for k in keys[at : at + 2000]:
                     c = self._copies.get(k)
-                    if c is not None and not self._check_gens(c):
+                    if c is None:
+                        continue
+                    if kind == "tag":
+                        dead = not self._check_gens(c)
+                    else:
+                        epoch, rx, soft = arg
+                        if c.epoch >= epoch or not rx.match(k):
+                            continue
+                        if soft:
+                            c.soft = True
+                        dead = not soft
+                    if dead:
                         self._drop_locked(k)
                         self.counters["dropped"] += 1
-                if not job[1]:
+                job[3] = at + 2000
+                if job[3] >= len(keys):
                     self._reclaim.popleft()
+                    if kind == "pattern" and arg in self._rules:
+                        self._rules.remove(arg)
             time.sleep(0)
 
     def _by_pattern(self, arg: bytes, soft: bool) -> None:
@@ -543,9 +576,9 @@ class NearCache:
             if arg in self._copies:
                 self._affect(arg, soft)
             return
-        rx = redis_glob(arg)
-        for k in [k for k in self._copies if rx.match(k)]:
-            self._affect(k, soft)
+        rule = (self._epoch, redis_glob(arg), soft)  # O(1) now; swept by _reclaim_dead
+        self._rules.append(rule)
+        self._reclaim.append(["pattern", rule, None, 0])
 
     def _affect(self, key: bytes, soft: bool) -> None:
         if soft:
