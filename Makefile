@@ -27,6 +27,7 @@ run: setup build
 test-rust:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
+	python3 scripts/check_structure.py
 	cargo test
 
 # The integration suite against Debian's redis-server, then against Valkey when one is found.

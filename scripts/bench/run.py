@@ -488,7 +488,7 @@ class PingProbe:
 
 # --------------------------------------------------------------------------- section 1: hit path
 def sec_hit(S, res: Results):
-    sec = "1 hit path"
+    sec = LABELS["hit"]
     with Server() as srv:
         r = srv.client()
         r.set("str:k", VALUE100)
@@ -537,7 +537,7 @@ return 1
 
 
 def sec_set(S, res: Results):
-    sec = "2 set path"
+    sec = LABELS["set"]
     with Server() as srv:
         r = srv.client()
         has_mod = module_check(srv, sec, res)
@@ -714,7 +714,7 @@ def wait_replica_sync(r, rep, timeout=120):
 
 
 def sec_tag(S, res: Results):
-    sec = "3 tag invalidation"
+    sec = LABELS["tag"]
     N = S["inv_n"]
     with Server() as srv, Server(extra=["--replicaof", "127.0.0.1", str(srv.port)], role="replica") as rsrv:
         r = srv.client()
@@ -911,7 +911,7 @@ def pattern_key(i, n_match):
 
 
 def sec_pattern(S, res: Results):
-    sec = "4 pattern invalidation"
+    sec = LABELS["pattern"]
     M = 1000
     pat = "match:prefix:*"
     with Server() as srv:
@@ -1026,7 +1026,7 @@ def sec_pattern(S, res: Results):
 
 # --------------------------------------------------------------------------- section 5: memory
 def sec_memory(S, res: Results):
-    sec = "5 memory"
+    sec = LABELS["memory"]
     N = S["mem_n"]
     rnd = random.Random(5)
     tags = [["t:%d" % x for x in rnd.sample(range(10000), 3)] for _ in range(N)]
@@ -1151,7 +1151,7 @@ def _mix_writer(port, set_rate, inv_rate, secs, groups, tag_size, out, start_at)
 
 
 def sec_mixed(S, res: Results):
-    sec = "6 mixed load"
+    sec = LABELS["mixed"]
     with Server() as srv:
         r = srv.client()
         if not module_check(srv, sec, res):
@@ -1310,7 +1310,7 @@ def herd(port, nclients, strategy, key):
 
 
 def sec_stampede(S, res: Results):
-    sec = "7 stampede"
+    sec = LABELS["stampede"]
     n = S["herd"]
     with Server() as srv:
         has_mod = module_check(srv, sec, res)
@@ -1337,7 +1337,7 @@ def sec_stampede(S, res: Results):
 
 # --------------------------------------------------------------------------- section 8: early refresh
 def sec_refresh(S, res: Results):
-    sec = "8 early refresh"
+    sec = LABELS["refresh"]
     rate = S["refresh_rate"]
     secs = S["refresh_secs"]
     with Server() as srv:
@@ -1411,6 +1411,14 @@ def sec_refresh(S, res: Results):
 
 
 # --------------------------------------------------------------------------- main
+# Each section's label, as its rows and the table show it; errors and crashes in a section
+# are filed under the same label (they used to get "1 hit" for rows labelled "1 hit path").
+LABELS = {
+    "hit": "1 hit path", "set": "2 set path", "tag": "3 tag invalidation",
+    "pattern": "4 pattern invalidation", "memory": "5 memory", "mixed": "6 mixed load",
+    "stampede": "7 stampede", "refresh": "8 early refresh",
+}
+
 SECTIONS = [
     ("hit", sec_hit), ("set", sec_set), ("tag", sec_tag), ("pattern", sec_pattern),
     ("memory", sec_memory), ("mixed", sec_mixed), ("stampede", sec_stampede), ("refresh", sec_refresh),
@@ -1492,13 +1500,13 @@ def main(argv=None):
     Server.on_crash = lambda msg: res.add(current[0], "server crash", None, "no crash", "ERROR", note=msg)
     for name, fn in chosen:
         log(f"== section {name}")
-        current[0] = dict((n, f"{i + 1} {n}") for i, (n, _) in enumerate(SECTIONS))[name]
+        current[0] = LABELS[name]
         t = time.monotonic()
         try:
             fn(S, res)
         except Exception as e:
             traceback.print_exc(file=sys.stderr)
-            res.error(dict((n, f"{i + 1} {n}") for i, (n, _) in enumerate(SECTIONS))[name], "section", e)
+            res.error(LABELS[name], "section", e)
         log(f"== section {name} done in {time.monotonic() - t:.1f}s")
     meta["loadavg_end"] = "%.2f" % os.getloadavg()[0]
     print_table(res.rows, meta)

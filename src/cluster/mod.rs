@@ -11,40 +11,34 @@
 pub mod fanout;
 pub mod message;
 pub mod recent;
+pub mod remember;
 pub mod targets;
 
-use crate::acl::{Access, Intent};
 use crate::args::{StatsQuery, TagScan};
-use crate::commands;
 use crate::config;
 use crate::entry::Entry;
-use crate::keys::select_db;
-use crate::pattern::Matcher;
-use crate::reply;
+use crate::invalidation;
+use crate::server::acl::{Access, Intent};
 use crate::server::cluster_bus::{self as bus, Blocked};
+use crate::server::keys::select_db;
+use crate::server::reply;
 use crate::state;
 use crate::stats::Counters;
 pub use fanout::Acc;
 use fanout::{NodeId, Outcome, Pending, Started};
 pub use message::Op;
 use message::{Answer, Message, Reply, Request, StatWords, StatsScope, STAT_WORDS};
-use recent::{Recent, Record, Target};
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisValue};
+use remember::{recent, window_ms};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use targets::Topology;
 
 static PENDING: Mutex<Option<Pending<Blocked>>> = Mutex::new(None);
-static RECENT: Mutex<Option<Recent>> = Mutex::new(None);
 
 fn pending<R>(f: impl FnOnce(&mut Pending<Blocked>) -> R) -> R {
     let mut guard = PENDING.lock().unwrap_or_else(|p| p.into_inner());
     f(guard.get_or_insert_with(Pending::default))
-}
-
-fn recent<R>(f: impl FnOnce(&mut Recent) -> R) -> R {
-    let mut guard = RECENT.lock().unwrap_or_else(|p| p.into_inner());
-    f(guard.get_or_insert_with(Recent::default))
 }
 
 /// (cluster-wide commands in flight, recent invalidations remembered), for INFO.
@@ -195,18 +189,18 @@ pub fn reply_outcome(ctx: &Context, outcome: Option<&Outcome>) {
         Outcome::Count(n) => reply::int(ctx, *n),
         Outcome::Stats(words) => {
             let (c, entries, tags) = from_words(words);
-            commands::reply_fields(ctx, &commands::stat_fields(&c, entries, tags));
+            invalidation::reply_fields(ctx, &crate::stats::stat_fields(&c, entries, tags));
         }
         Outcome::Namespaces(all) => {
             reply::map(ctx, all.len());
             for (name, words) in all {
                 let (c, entries, _) = from_words(words);
                 reply::bulk(ctx, name);
-                commands::reply_fields(ctx, &commands::stat_fields(&c, entries, 0));
+                invalidation::reply_fields(ctx, &crate::stats::stat_fields(&c, entries, 0));
             }
         }
         Outcome::Reset => reply::simple(ctx, c"OK"),
-        Outcome::Scan { next, keys } => commands::reply_scan(ctx, *next, keys),
+        Outcome::Scan { next, keys } => invalidation::reply_scan(ctx, *next, keys),
         Outcome::Incomplete {
             acc,
             answered,
@@ -308,15 +302,15 @@ fn serve(ctx: &Context, request: Request) -> Answer {
         // Replicated explicitly: a call made from a cluster bus receiver is not by itself.
         Op::Invalidate { pattern, soft } => {
             let (n, touched) =
-                commands::invalidate_pattern(ctx, db, &pattern, soft, &access, false);
+                invalidation::invalidate_pattern(ctx, db, &pattern, soft, &access, false);
             let command = Some((c"CACHE.INVALIDATE", pattern.as_slice()));
-            commands::replicate_invalidation(ctx, &access, command, soft, &touched);
+            invalidation::replicate_invalidation(ctx, &access, command, soft, &touched);
             Answer::Count(n)
         }
         Op::InvalidateTag { tag, soft } => {
-            let (n, touched) = commands::invalidate_tags(ctx, db, &tag, soft, &access, false);
+            let (n, touched) = invalidation::invalidate_tags(ctx, db, &tag, soft, &access, false);
             let command = Some((c"CACHE.INVALIDATETAG", tag.as_slice()));
-            commands::replicate_invalidation(ctx, &access, command, soft, &touched);
+            invalidation::replicate_invalidation(ctx, &access, command, soft, &touched);
             Answer::Count(n)
         }
         Op::Stats(scope) => {
@@ -331,7 +325,7 @@ fn serve(ctx: &Context, request: Request) -> Answer {
             count,
             pattern,
         } => {
-            let (next, keys) = commands::tag_scan_local(
+            let (next, keys) = invalidation::tag_scan_local(
                 ctx,
                 db,
                 &access,
@@ -376,23 +370,23 @@ fn local_stats(db: i32, wanted: &StatsScope) -> Answer {
         let d = s.db(db);
         match wanted {
             StatsScope::Totals => Answer::Stats(to_words(
-                &d.stats.total,
+                &d.stats().total,
                 d.entries() as u64,
-                d.tags.len() as u64,
+                d.tag_count() as u64,
             )),
             StatsScope::Namespace(name) => {
-                let ns = d.stats.namespace(name);
+                let ns = d.stats().namespace(name);
                 Answer::Stats(to_words(&ns.counters, ns.entries, 0))
             }
             StatsScope::Namespaces => Answer::Namespaces(
-                d.stats
+                d.stats()
                     .namespaces()
                     .into_iter()
                     .map(|(name, ns)| (name.to_vec(), to_words(&ns.counters, ns.entries, 0)))
                     .collect(),
             ),
             StatsScope::Reset => {
-                d.stats.reset();
+                d.stats_mut().reset();
                 Answer::Reset
             }
         }
@@ -446,7 +440,7 @@ pub fn tag_scan(ctx: &Context, plan: Plan, db: i32, access: &Access, cmd: &TagSc
     let (shard, cursor) = fanout::split_cursor(cmd.cursor);
     let shards = plan.topology.shards.len();
     if shards == 0 {
-        commands::reply_scan::<&[u8]>(ctx, 0, &[]);
+        invalidation::reply_scan::<&[u8]>(ctx, 0, &[]);
         return Ok(RedisValue::NoReply);
     }
     let Some(target) = plan.topology.shards.get(shard).copied() else {
@@ -454,10 +448,10 @@ pub fn tag_scan(ctx: &Context, plan: Plan, db: i32, access: &Access, cmd: &TagSc
     };
     if target == plan.me {
         let (next, keys) =
-            commands::tag_scan_local(ctx, db, access, cmd.tag, cursor, cmd.count, cmd.pattern);
+            invalidation::tag_scan_local(ctx, db, access, cmd.tag, cursor, cmd.count, cmd.pattern);
         let next = fanout::join_cursor(shard, shards, next)
             .ok_or(RedisError::Str("ERR cursor out of range"))?;
-        commands::reply_scan(ctx, next, &keys);
+        invalidation::reply_scan(ctx, next, &keys);
         return Ok(RedisValue::NoReply);
     }
     let op = Op::TagScan {
@@ -472,42 +466,6 @@ pub fn tag_scan(ctx: &Context, plan: Plan, db: i32, access: &Access, cmd: &TagSc
         page: None,
     };
     ask(ctx, db, access, op, acc, vec![target], false)
-}
-
-/// What a recent invalidation covered.
-pub enum Remembered<'a> {
-    Tags(&'a [u8]),
-    Keys(&'a [u8]),
-}
-
-/// How long an invalidation is remembered for entries arriving from another node: the
-/// longest a cluster-wide command waits, twice, and a second.
-fn window_ms() -> i64 {
-    config::cluster_timeout_ms().saturating_mul(2) + 1000
-}
-
-/// Records a tag or key-pattern invalidation on a cluster node (see `recent`).
-pub fn remember(ctx: &Context, db: i32, what: Remembered, soft: bool, access: &Access, now: i64) {
-    if !bus::enabled(ctx) {
-        return;
-    }
-    let target = match what {
-        Remembered::Tags(p) => Target::Tag(Matcher::new(p)),
-        Remembered::Keys(p) => Target::Key(Matcher::new(p)),
-    };
-    let user = if access.covers_all(ctx) {
-        None
-    } else {
-        Some(access.user_name().unwrap_or_default())
-    };
-    let record = Record {
-        at: now,
-        db,
-        target,
-        soft,
-        user,
-    };
-    recent(|r| r.record(record, window_ms()));
 }
 
 /// An entry arrived from another node (RESTORE, MIGRATE): if a recent invalidation covers

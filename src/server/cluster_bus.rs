@@ -62,6 +62,7 @@ pub fn my_id() -> Option<NodeId> {
 
 /// True when the server flags `id` as failing (PFAIL or FAIL), or does not know it.
 pub fn failing(ctx: &Context, id: &NodeId) -> bool {
+    // SAFETY: reads an API pointer the server filled in at load.
     let Some(info) = (unsafe { raw::RedisModule_GetClusterNodeInfo }) else {
         return false;
     };
@@ -87,6 +88,7 @@ pub fn failing(ctx: &Context, id: &NodeId) -> bool {
 
 /// Sends `payload` to node `to`; false if the server could not (unknown node, no link).
 pub fn send(ctx: &Context, to: &NodeId, payload: &[u8]) -> bool {
+    // SAFETY: reads an API pointer the server filled in at load.
     let Some(send) = (unsafe { raw::RedisModule_SendClusterMessage }) else {
         return false;
     };
@@ -108,6 +110,7 @@ pub fn send(ctx: &Context, to: &NodeId, payload: &[u8]) -> bool {
 
 /// Registers the module's receiver (once, at load: receivers cannot be unregistered).
 pub fn register_receiver(ctx: &Context) -> bool {
+    // SAFETY: reads an API pointer the server filled in at load.
     let Some(register) = (unsafe { raw::RedisModule_RegisterClusterMessageReceiver }) else {
         return false;
     };
@@ -116,6 +119,8 @@ pub fn register_receiver(ctx: &Context) -> bool {
     true
 }
 
+// SAFETY: the server calls the receiver on the main thread with a live context, the sender's
+// id and `len` payload bytes (each use below says what it relies on).
 unsafe extern "C" fn receive(
     ctx: *mut raw::RedisModuleCtx,
     sender: *const c_char,
@@ -179,11 +184,13 @@ pub fn slot_ranges(ctx: &Context) -> Option<Vec<(u16, u16, NodeId)>> {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Blocked(*mut raw::RedisModuleBlockedClient);
 
-// Blocked-client handles are used only on the main thread.
+// SAFETY: blocked-client handles are used only on the main thread; Send only lets a static
+// list hold them.
 unsafe impl Send for Blocked {}
 
 /// Blocks the calling client for at most `timeout_ms`; None if the server refused.
 pub fn block(ctx: &Context, timeout_ms: i64) -> Option<Blocked> {
+    // SAFETY: reads an API pointer the server filled in at load.
     let block = unsafe { raw::RedisModule_BlockClient }?;
     // SAFETY: the callbacks match the server's signatures and outlive the blocked client.
     let bc = unsafe {
@@ -198,6 +205,7 @@ pub fn block(ctx: &Context, timeout_ms: i64) -> Option<Blocked> {
     if bc.is_null() {
         return None;
     }
+    // SAFETY: reads an API pointer the server filled in at load.
     if let Some(set) = unsafe { raw::RedisModule_SetDisconnectCallback } {
         // SAFETY: `bc` was just returned by BlockClient.
         unsafe { set(bc, Some(on_disconnect)) };
@@ -209,6 +217,7 @@ pub fn block(ctx: &Context, timeout_ms: i64) -> Option<Blocked> {
 /// its reply callback answers `outcome` if the client is still there.
 pub fn unblock(b: Blocked, outcome: Option<Outcome>) {
     let private = outcome.map_or(std::ptr::null_mut(), |o| Box::into_raw(Box::new(o)).cast());
+    // SAFETY: reads an API pointer the server filled in at load.
     if let Some(unblock) = unsafe { raw::RedisModule_UnblockClient } {
         // SAFETY: `b` is a live handle not yet unblocked; the server owns `private` from here
         // and hands it to `free_private`.
