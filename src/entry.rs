@@ -89,6 +89,17 @@ pub enum Freshness {
     Dead,
 }
 
+impl Freshness {
+    /// The freshness at `now` of an effective state (dead, fresh-until).
+    pub fn of((dead, fresh_until): (bool, i64), now: i64) -> Freshness {
+        match (dead, fresh_until) {
+            (true, _) => Freshness::Dead,
+            (false, until) if now < until => Freshness::Fresh,
+            _ => Freshness::Stale,
+        }
+    }
+}
+
 impl Entry {
     pub fn new<'t>(
         value: &[u8],
@@ -161,17 +172,18 @@ impl Entry {
         now: i64,
         pending: impl Fn(&[u8]) -> Option<TagInvalidation>,
     ) -> Freshness {
-        match self.effective(pending) {
-            (true, _) => Freshness::Dead,
-            (false, until) if now < until => Freshness::Fresh,
-            _ => Freshness::Stale,
-        }
+        Freshness::of(self.effective(pending), now)
     }
 
     /// Writes pending invalidations into the entry itself, so they survive a move to another
     /// database, a copy, or a save.
     pub fn materialize(&mut self, pending: impl Fn(&[u8]) -> Option<TagInvalidation>) {
-        let (dead, fresh_until) = self.effective(pending);
+        let effective = self.effective(pending);
+        self.apply(effective);
+    }
+
+    /// Writes an effective state (dead, fresh-until), as `effective` computes it, into the entry.
+    pub fn apply(&mut self, (dead, fresh_until): (bool, i64)) {
         self.dead = dead;
         self.fresh_until = fresh_until;
     }

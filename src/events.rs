@@ -8,10 +8,10 @@
 
 use crate::config;
 use crate::entry::Entry;
-use crate::keys::selected_db;
+use crate::server::events::ServerEvents;
+use crate::server::keys::selected_db;
 use crate::state;
-use redis_module::{raw, Context, NotifyEvent};
-use std::os::raw::c_void;
+use redis_module::{Context, NotifyEvent};
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Mutex;
@@ -132,7 +132,7 @@ pub fn on_keyspace_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[
     );
     if written {
         // The key was written by another command: an outstanding lease on it is void.
-        state::with(|s| s.db(db).leases.void_key(key));
+        state::with(|s| s.db(db).leases_mut().void_key(key));
     }
     if let Some(entry) = arriving {
         // SAFETY: the pointer was stashed by a type callback for this very key in this command
@@ -142,7 +142,7 @@ pub fn on_keyspace_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[
             if event == "restore" {
                 // From another node (RESTORE, MIGRATE), maybe in flight while an invalidation
                 // ran on both nodes.
-                crate::cluster::on_arrival(ctx, db, key, entry, crate::keys::now_ms());
+                crate::cluster::on_arrival(ctx, db, key, entry, crate::server::keys::now_ms());
             }
             index_arrival(ctx, db, key, entry, event == "loaded");
         }
@@ -166,109 +166,52 @@ fn index_arrival(ctx: &Context, db: i32, name: &[u8], entry: &mut Entry, loaded:
     }
 }
 
-const FLUSHDB: raw::RedisModuleEvent = raw::RedisModuleEvent {
-    id: raw::REDISMODULE_EVENT_FLUSHDB,
-    dataver: 1,
-};
-const SWAPDB: raw::RedisModuleEvent = raw::RedisModuleEvent {
-    id: raw::REDISMODULE_EVENT_SWAPDB,
-    dataver: 1,
-};
-const REPL_ASYNC_LOAD: raw::RedisModuleEvent = raw::RedisModuleEvent {
-    id: raw::REDISMODULE_EVENT_REPL_ASYNC_LOAD,
-    dataver: 1,
-};
-const ROLE_CHANGED: raw::RedisModuleEvent = raw::RedisModuleEvent {
-    id: raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED,
-    dataver: 1,
-};
+/// The module's side of the server events.
+pub struct Events;
 
-/// Subscribes to the server events that carry a database number.
-pub fn subscribe(ctx: &Context) -> bool {
-    let subscribe = unsafe { raw::RedisModule_SubscribeToServerEvent.unwrap() };
-    unsafe {
-        subscribe(ctx.ctx, FLUSHDB, Some(on_flush)) == raw::REDISMODULE_OK as i32
-            && subscribe(ctx.ctx, SWAPDB, Some(on_swapdb)) == raw::REDISMODULE_OK as i32
-            && subscribe(ctx.ctx, ROLE_CHANGED, Some(on_role_changed)) == raw::REDISMODULE_OK as i32
-            && subscribe(ctx.ctx, REPL_ASYNC_LOAD, Some(on_repl_async_load))
-                == raw::REDISMODULE_OK as i32
-    }
-}
-
-/// FLUSHDB / FLUSHALL (also DEBUG RELOAD and a replica's full sync): the entries go without
-/// unlink hooks, so the index of the flushed databases is dropped at the start.
-unsafe extern "C" fn on_flush(
-    _ctx: *mut raw::RedisModuleCtx,
-    _e: raw::RedisModuleEvent,
-    sub: u64,
-    data: *mut c_void,
-) {
-    if sub != raw::REDISMODULE_SUBEVENT_FLUSHDB_START {
-        return;
-    }
-    let Some(info) = data.cast::<raw::RedisModuleFlushInfo>().as_ref() else {
-        return;
-    };
-    state::with(|s| {
-        for (id, db) in s.dbs_mut() {
-            if info.dbnum == -1 || info.dbnum == id {
-                db.flush();
+impl ServerEvents for Events {
+    /// FLUSHDB / FLUSHALL (also DEBUG RELOAD and a replica's full sync): the entries go without
+    /// unlink hooks, so the index of the flushed databases is dropped at the start.
+    fn flush_starting(dbnum: i32) {
+        state::with(|s| {
+            for (id, db) in s.dbs_mut() {
+                if dbnum == -1 || dbnum == id {
+                    db.flush();
+                }
             }
-        }
-    });
-}
-
-/// SWAPDB: the databases' entries trade places, and their module memory with them.
-unsafe extern "C" fn on_swapdb(
-    _ctx: *mut raw::RedisModuleCtx,
-    _e: raw::RedisModuleEvent,
-    _sub: u64,
-    data: *mut c_void,
-) {
-    if let Some(info) = data.cast::<raw::RedisModuleSwapDbInfo>().as_ref() {
-        state::with(|s| s.swap(info.dbnum_first, info.dbnum_second));
+        });
     }
-}
 
-/// A replica's full sync with `repl-diskless-load swapdb`: the server loads into temporary
-/// databases while the old ones keep serving, then swaps them in (completed) or drops them
-/// (aborted). The index does the same with a staging index (see `index_arrival`).
-unsafe extern "C" fn on_repl_async_load(
-    ctx: *mut raw::RedisModuleCtx,
-    _e: raw::RedisModuleEvent,
-    sub: u64,
-    _data: *mut c_void,
-) {
-    let sweep = match sub {
-        raw::REDISMODULE_SUBEVENT_REPL_ASYNC_LOAD_STARTED => {
-            state::with(|s| s.begin_staging());
-            false
-        }
-        raw::REDISMODULE_SUBEVENT_REPL_ASYNC_LOAD_ABORTED => {
-            state::with(|s| s.abort_staging());
-            false
-        }
-        raw::REDISMODULE_SUBEVENT_REPL_ASYNC_LOAD_COMPLETED => state::with(|s| s.finish_staging()),
-        _ => false,
-    };
-    if sweep {
-        crate::sweep::start(&Context::new(ctx));
+    /// SWAPDB: the databases' entries trade places, and their module memory with them.
+    fn swapped(a: i32, b: i32) {
+        state::with(|s| s.swap(a, b));
     }
-}
 
-/// A replica promoted to primary deletes the invalidated entries it was keeping for the old
-/// primary's DELs, which will not come now.
-unsafe extern "C" fn on_role_changed(
-    ctx: *mut raw::RedisModuleCtx,
-    _e: raw::RedisModuleEvent,
-    sub: u64,
-    _data: *mut c_void,
-) {
-    if sub != raw::REDISMODULE_EVENT_REPLROLECHANGED_NOW_MASTER {
-        return;
+    /// A replica promoted to primary deletes the invalidated entries it was keeping for the old
+    /// primary's DELs, which will not come now.
+    fn promoted(ctx: &Context) {
+        let any = state::with(|s| s.dbs_mut().fold(false, |any, (_, db)| db.promote() || any));
+        if any {
+            crate::sweep::start(ctx);
+        }
     }
-    let any = state::with(|s| s.dbs_mut().fold(false, |any, (_, db)| db.promote() || any));
-    if any {
-        crate::sweep::start(&Context::new(ctx));
+
+    /// A replica's full sync with `repl-diskless-load swapdb` starts loading into temporary
+    /// databases while the old ones keep serving: what loads is indexed apart.
+    fn async_load_started() {
+        state::with(|s| s.begin_staging());
+    }
+
+    /// The async load failed: the server drops the temporary databases, and the index what it
+    /// staged.
+    fn async_load_aborted() {
+        state::with(|s| s.abort_staging());
+    }
+
+    /// The server swapped the loaded databases in: so does the index.
+    fn async_load_completed(ctx: &Context) {
+        if state::with(|s| s.finish_staging()) {
+            crate::sweep::start(ctx);
+        }
     }
 }

@@ -1,22 +1,16 @@
-//! The entry as a Redis data type: RDB encoding (versioned), AOF rewrite, copy, memory usage,
-//! digest, and the unlink hook that keeps the index right whenever a key leaves a database.
+//! The entry as a Redis data type: RDB save/load, AOF rewrite, copy, memory usage, digest,
+//! and the unlink hook that keeps the index right whenever a key leaves a database. The field
+//! layout and the recreating command are in `persist`; this file is the server's side.
 
 use crate::config;
-use crate::entry::{Entry, FOREVER};
+use crate::entry::Entry;
+use crate::persist::{
+    decode_versioned, reads_version, replication_args, EntryReader, ENCODING_VERSION, FLAG_DEAD,
+};
 use crate::state;
 use redis_module::{native_types::RedisType, raw, RedisBuffer, RedisString};
 use std::borrow::Cow;
 use std::os::raw::{c_int, c_void};
-
-/// The RDB encoding written by this build. Version 1: value, fresh-until (ms), cost (ms),
-/// flags (bit 0: dead), tag count, tags.
-pub const ENCODING_VERSION: i32 = 1;
-const FLAG_DEAD: u64 = 1;
-/// A corrupted tag count must not size an allocation.
-const MAX_LOADED_TAGS: u64 = 1 << 20;
-/// Tags reserved for up front when loading (`cache.max-tags` defaults to 64); more grow the
-/// vector as they are read.
-const PREALLOCATED_TAGS: usize = 64;
 
 pub static CACHE_TYPE: RedisType = RedisType::new(
     "cache-ent",
@@ -49,6 +43,9 @@ fn persisted_view(key: &[u8], entry: &Entry, db: c_int) -> (bool, i64) {
     state::with(|s| s.db(db).effective(key, entry))
 }
 
+// SAFETY: called by the server with an open save stream and a value of this type (a
+// `Box<Entry>` stored by `Key::set_entry`, `rdb_load` or `copy2`), only read here; the key
+// name from the stream is a live server string or null (checked).
 unsafe extern "C" fn rdb_save(io: *mut raw::RedisModuleIO, value: *mut c_void) {
     let Some(entry) = value.cast::<Entry>().as_ref() else {
         return;
@@ -71,15 +68,6 @@ unsafe extern "C" fn rdb_save(io: *mut raw::RedisModuleIO, value: *mut c_void) {
     }
 }
 
-/// The fields of a saved entry, read in order: from the server's RDB stream in `rdb_load`,
-/// from plain bytes ([`SliceReader`]) in tests and fuzz targets. `None`: truncated or corrupted.
-pub trait EntryReader {
-    type Buf: AsRef<[u8]>;
-    fn string(&mut self) -> Option<Self::Buf>;
-    fn signed(&mut self) -> Option<i64>;
-    fn unsigned(&mut self) -> Option<u64>;
-}
-
 /// The server's RDB stream; with HANDLE_IO_ERRORS a failed read comes back as an error.
 struct IoReader(*mut raw::RedisModuleIO);
 
@@ -99,76 +87,17 @@ impl EntryReader for IoReader {
     }
 }
 
-/// Entry fields as plain bytes, for decoding outside a server: numbers are 8 bytes
-/// little-endian, a string is its length as such a number, then its bytes.
-pub struct SliceReader<'a>(pub &'a [u8]);
-
-impl SliceReader<'_> {
-    fn word(&mut self) -> Option<[u8; 8]> {
-        let (word, rest) = self.0.split_first_chunk::<8>()?;
-        self.0 = rest;
-        Some(*word)
-    }
-}
-
-impl<'a> EntryReader for SliceReader<'a> {
-    type Buf = &'a [u8];
-
-    fn string(&mut self) -> Option<&'a [u8]> {
-        let len = usize::try_from(self.unsigned()?).ok()?;
-        if len > self.0.len() {
-            return None;
-        }
-        let (s, rest) = self.0.split_at(len);
-        self.0 = rest;
-        Some(s)
-    }
-
-    fn signed(&mut self) -> Option<i64> {
-        self.word().map(i64::from_le_bytes)
-    }
-
-    fn unsigned(&mut self) -> Option<u64> {
-        self.word().map(u64::from_le_bytes)
-    }
-}
-
-/// Decodes one entry (encoding version 1). The tag count is checked before it sizes anything,
-/// and space is reserved only for as many tags as a sane entry has: the rest must really be
-/// there to be read.
-pub fn decode_entry(r: &mut impl EntryReader) -> Option<Entry> {
-    let value = r.string()?.as_ref().to_vec();
-    let fresh_until = r.signed()?;
-    let cost_ms = r.signed()?;
-    let flags = r.unsigned()?;
-    let count = r.unsigned()?;
-    if count > MAX_LOADED_TAGS {
-        return None;
-    }
-    let reserve = usize::try_from(count).map_or(PREALLOCATED_TAGS, |c| c.min(PREALLOCATED_TAGS));
-    let mut tags: Vec<Vec<u8>> = Vec::with_capacity(reserve);
-    for _ in 0..count {
-        tags.push(r.string()?.as_ref().to_vec());
-    }
-    let cost_ms = u32::try_from(cost_ms).ok()?;
-    let mut entry = Entry::new(
-        &value,
-        tags.iter().map(|t| t.as_slice()),
-        fresh_until,
-        cost_ms,
-    );
-    entry.dead = flags & FLAG_DEAD != 0;
-    Some(entry)
-}
-
+// SAFETY: called by the server with an open load stream; reads go through the crate's
+// checked wrappers (HANDLE_IO_ERRORS), and the value handed back is a `Box<Entry>`, which
+// the server later passes to `free`.
 unsafe extern "C" fn rdb_load(io: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
-    if encver != ENCODING_VERSION {
+    if !reads_version(encver) {
         redis_module::logging::log_warning(format!(
-            "cache: can't load entry encoding version {encver} (this build reads {ENCODING_VERSION})"
+            "cache: can't load entry encoding version {encver} (this build reads 1 to {ENCODING_VERSION})"
         ));
         return std::ptr::null_mut();
     }
-    match decode_entry(&mut IoReader(io)) {
+    match decode_versioned(&mut IoReader(io), encver) {
         Some(entry) => {
             let value = Box::into_raw(Box::new(entry));
             // The `loaded`/`restore` event that follows indexes it under this name without
@@ -191,6 +120,8 @@ unsafe extern "C" fn rdb_load(io: *mut raw::RedisModuleIO, encver: c_int) -> *mu
 
 /// Emits one `CACHE.SETTAGGED` that recreates the entry; `KEEPTTL` because the server emits
 /// the key's own expiry (PEXPIREAT) after it.
+// SAFETY: called by the server with an open rewrite stream, the key's live name and a value
+// of this type, only read here.
 unsafe extern "C" fn aof_rewrite(
     io: *mut raw::RedisModuleIO,
     key: *mut raw::RedisModuleString,
@@ -209,40 +140,9 @@ unsafe extern "C" fn aof_rewrite(
     emit_aof(io, &args);
 }
 
-/// Arguments of the `CACHE.SETTAGGED` that recreates an entry exactly: absolute fresh-until,
-/// stale window in ms, cost and tags. Key, value and tags are borrowed, not copied.
-pub fn replication_args<'a>(
-    key: &'a [u8],
-    entry: &'a Entry,
-    fresh_until: i64,
-    stale_ms: Option<i64>,
-    keep_ttl: bool,
-) -> Vec<Cow<'a, [u8]>> {
-    let word = |w: &'static [u8]| Cow::Borrowed(w);
-    let number = |n: i64| Cow::Owned(n.to_string().into_bytes());
-    let mut args = Vec::with_capacity(12 + entry.tags().count());
-    args.extend([Cow::Borrowed(key), Cow::Borrowed(entry.value())]);
-    if fresh_until == FOREVER {
-        args.push(word(b"PERSIST"));
-    } else {
-        args.extend([word(b"PXAT"), number(fresh_until)]);
-    }
-    if let Some(stale) = stale_ms {
-        args.extend([word(b"PSTALE"), number(stale)]);
-    }
-    if entry.cost_ms > 0 {
-        args.extend([word(b"COST"), number(i64::from(entry.cost_ms))]);
-    }
-    if keep_ttl {
-        args.push(word(b"KEEPTTL"));
-    }
-    if entry.tags().next().is_some() {
-        args.push(word(b"TAGS"));
-        args.extend(entry.tags().map(Cow::Borrowed));
-    }
-    args
-}
-
+// SAFETY: (for callers) `io` is the rewrite stream the server passed to `aof_rewrite`. The
+// strings are created with no context (the caller frees them, right after EmitAOF, which
+// keeps its own copies with format "v").
 unsafe fn emit_aof(io: *mut raw::RedisModuleIO, args: &[Cow<[u8]>]) {
     let Some(emit) = raw::RedisModule_EmitAOF else {
         return;
@@ -265,10 +165,13 @@ unsafe fn emit_aof(io: *mut raw::RedisModuleIO, args: &[Cow<[u8]>]) {
     }
 }
 
+// SAFETY: the server passes a value of this type (or null, checked), only read here.
 unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
     value.cast::<Entry>().as_ref().map_or(0, Entry::mem_usage)
 }
 
+// SAFETY: the server passes an open digest and a value of this type (null checked), only
+// read; the buffers passed to DigestAdd are read by the server, never written.
 unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
     let Some(entry) = value.cast::<Entry>().as_ref() else {
         return;
@@ -287,6 +190,8 @@ unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void)
 }
 
 /// May run on a lazy-free thread (FLUSHALL ASYNC): touches nothing but the entry.
+// SAFETY: the server passes each value exactly once, when it drops it; every value of this
+// type is a `Box<Entry>` made by `Box::into_raw`, so rebuilding the box frees it once.
 unsafe extern "C" fn free(value: *mut c_void) {
     if !value.is_null() {
         crate::events::ARRIVALS.forget(value.cast());
@@ -295,6 +200,9 @@ unsafe extern "C" fn free(value: *mut c_void) {
 }
 
 /// The key is leaving its database (DEL, expiry, eviction, overwrite, RENAME/MOVE source).
+// SAFETY: called on the main thread with a live key-option context and the value leaving
+// the keyspace, which no open `Key` borrows at that moment (unlinks happen inside server
+// writes, which `Key` only makes through `&mut self`/`self`).
 unsafe extern "C" fn unlink2(ctx: *mut raw::RedisModuleKeyOptCtx, value: *const c_void) {
     let Some(entry) = value.cast_mut().cast::<Entry>().as_mut() else {
         return;
@@ -312,6 +220,8 @@ unsafe extern "C" fn unlink2(ctx: *mut raw::RedisModuleKeyOptCtx, value: *const 
 
 /// COPY: the copy carries the source's pending invalidations; it is indexed by the `copy_to`
 /// event once it exists (handed over here, so that event need not open the key).
+// SAFETY: called on the main thread with a live key-option context and the source value,
+// only read; the copy is returned as a new `Box<Entry>`, owned by the server from then on.
 unsafe extern "C" fn copy2(
     ctx: *mut raw::RedisModuleKeyOptCtx,
     value: *const c_void,
@@ -334,61 +244,4 @@ unsafe extern "C" fn copy2(
         crate::events::ARRIVALS.copied.put(value, to_key, to_db);
     }
     value.cast()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn encode(value: &[u8], fresh_until: i64, cost: i64, flags: u64, tags: &[&[u8]]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let string = |out: &mut Vec<u8>, s: &[u8]| {
-            out.extend((s.len() as u64).to_le_bytes());
-            out.extend(s);
-        };
-        string(&mut out, value);
-        out.extend(fresh_until.to_le_bytes());
-        out.extend(cost.to_le_bytes());
-        out.extend(flags.to_le_bytes());
-        out.extend((tags.len() as u64).to_le_bytes());
-        for tag in tags {
-            string(&mut out, tag);
-        }
-        out
-    }
-
-    #[test]
-    fn decodes_what_was_saved() {
-        let bytes = encode(b"val", 1234, 56, FLAG_DEAD, &[b"t1", b"", b"t3"]);
-        let e = decode_entry(&mut SliceReader(&bytes)).unwrap();
-        assert_eq!(e.value(), b"val");
-        assert_eq!((e.fresh_until, e.cost_ms, e.dead), (1234, 56, true));
-        let tags: Vec<&[u8]> = e.tags().collect();
-        assert_eq!(tags, [&b"t1"[..], b"", b"t3"]);
-    }
-
-    #[test]
-    fn refuses_every_truncation() {
-        let bytes = encode(b"val", FOREVER, 0, 0, &[b"a", b"bc"]);
-        for len in 0..bytes.len() {
-            assert!(
-                decode_entry(&mut SliceReader(&bytes[..len])).is_none(),
-                "{len}"
-            );
-        }
-    }
-
-    #[test]
-    fn refuses_huge_counts_and_lengths() {
-        let mut bytes = encode(b"v", 1, 0, 0, &[]);
-        let at = bytes.len() - 8;
-        bytes[at..].copy_from_slice(&(MAX_LOADED_TAGS + 1).to_le_bytes());
-        assert!(decode_entry(&mut SliceReader(&bytes)).is_none());
-        // A plausible count with no tags behind it reserves little and fails on the first read.
-        bytes[at..].copy_from_slice(&MAX_LOADED_TAGS.to_le_bytes());
-        assert!(decode_entry(&mut SliceReader(&bytes)).is_none());
-        let mut long = u64::MAX.to_le_bytes().to_vec();
-        long.extend(b"abc");
-        assert!(decode_entry(&mut SliceReader(&long)).is_none());
-    }
 }
