@@ -4,104 +4,15 @@
 //! load). Removals come through the type's unlink hook. Callbacks only touch module memory,
 //! never keys: an arriving key is never opened (opening it would reset its LRU idle time, bump
 //! its LFU counter and count a keyspace hit). The type's own callbacks hand the arriving entry
-//! over instead (see [`Arrivals`]); a key no callback handed over is not an entry.
+//! over instead (see `server::arrivals`); a key no callback handed over is not an entry.
 
 use crate::config;
 use crate::entry::Entry;
+use crate::server::arrivals::ARRIVALS;
 use crate::server::events::ServerEvents;
 use crate::server::keys::selected_db;
 use crate::state;
 use redis_module::{Context, NotifyEvent};
-use std::ptr;
-use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::Mutex;
-
-/// An entry about to arrive under a name: its value pointer, the name and the database.
-/// The pointer is cleared by `free` if the server frees the value instead (RESTORE of an
-/// expired TTL, a key dropped while loading), so it never dangles; the name is only read and
-/// written on the main thread.
-pub struct Slot {
-    value: AtomicPtr<Entry>,
-    key: Mutex<(Vec<u8>, i32)>,
-}
-
-impl Slot {
-    const fn new() -> Slot {
-        Slot {
-            value: AtomicPtr::new(ptr::null_mut()),
-            key: Mutex::new((Vec::new(), 0)),
-        }
-    }
-
-    pub fn put(&self, value: *mut Entry, name: &[u8], db: i32) {
-        let mut key = self.key.lock().unwrap_or_else(|p| p.into_inner());
-        key.0.clear();
-        key.0.extend_from_slice(name);
-        key.1 = db;
-        self.value.store(value, Ordering::Release);
-    }
-
-    /// The entry stashed for exactly `name` in `db`, taken out of the slot.
-    fn take(&self, name: &[u8], db: i32) -> Option<*mut Entry> {
-        let value = self.value.swap(ptr::null_mut(), Ordering::AcqRel);
-        if value.is_null() {
-            return None;
-        }
-        let key = self.key.lock().unwrap_or_else(|p| p.into_inner());
-        (key.0 == name && key.1 == db).then_some(value)
-    }
-
-    /// Whatever entry is stashed, taken out of the slot.
-    fn take_any(&self) -> Option<*mut Entry> {
-        let value = self.value.swap(ptr::null_mut(), Ordering::AcqRel);
-        (!value.is_null()).then_some(value)
-    }
-
-    fn matches(&self, name: &[u8], db: i32) -> bool {
-        let key = self.key.lock().unwrap_or_else(|p| p.into_inner());
-        key.0 == name && key.1 == db
-    }
-
-    fn clear(&self) {
-        self.value.store(ptr::null_mut(), Ordering::Release);
-    }
-
-    /// `value` is being freed: forget it if it is the stashed one. Any thread.
-    fn forget(&self, value: *mut Entry) {
-        let _ = self.value.compare_exchange(
-            value,
-            ptr::null_mut(),
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        );
-    }
-}
-
-/// What the type callbacks tell the keyspace events about entries in flight.
-pub struct Arrivals {
-    /// `unlink2` of a key whose value may live on (RENAME/MOVE source): consumed by the
-    /// `rename_to`/`move_to` that follows its `rename_from`/`move_from`.
-    pub moved: Slot,
-    /// `copy2`: the copy and its target name and database, consumed by `copy_to`.
-    pub copied: Slot,
-    /// `rdb_load`: the loaded entry and the name it loads under, consumed by `loaded`/`restore`.
-    pub loaded: Slot,
-}
-
-pub static ARRIVALS: Arrivals = Arrivals {
-    moved: Slot::new(),
-    copied: Slot::new(),
-    loaded: Slot::new(),
-};
-
-impl Arrivals {
-    /// From the type's `free` (any thread): the value is gone.
-    pub fn forget(&self, value: *mut Entry) {
-        self.moved.forget(value);
-        self.copied.forget(value);
-        self.loaded.forget(value);
-    }
-}
 
 /// The keyspace events the module subscribes to.
 pub fn on_keyspace_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[u8]) {
@@ -134,11 +45,8 @@ pub fn on_keyspace_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[
         // The key was written by another command: an outstanding lease on it is void.
         state::with(|s| s.db(db).leases_mut().void_key(key));
     }
-    if let Some(entry) = arriving {
-        // SAFETY: the pointer was stashed by a type callback for this very key in this command
-        // (or this load), and `free` clears the slot if the server frees the value instead, so
-        // it is the live value of `key` now; only the main thread dereferences it.
-        if let Some(entry) = unsafe { entry.as_mut() } {
+    if let Some(mut arriving) = arriving {
+        if let Some(entry) = arriving.entry() {
             if event == "restore" {
                 // From another node (RESTORE, MIGRATE), maybe in flight while an invalidation
                 // ran on both nodes.

@@ -107,7 +107,7 @@ unsafe extern "C" fn rdb_load(io: *mut raw::RedisModuleIO, encver: c_int) -> *mu
             let name = raw::RedisModule_GetKeyNameFromIO.map_or(std::ptr::null(), |f| f(io));
             if !name.is_null() {
                 let key = RedisString::string_as_slice(name.cast_mut());
-                crate::events::ARRIVALS.loaded.put(value, key, db);
+                super::arrivals::ARRIVALS.loaded.put(value, key, db);
             }
             value.cast()
         }
@@ -194,7 +194,7 @@ unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void)
 // type is a `Box<Entry>` made by `Box::into_raw`, so rebuilding the box frees it once.
 unsafe extern "C" fn free(value: *mut c_void) {
     if !value.is_null() {
-        crate::events::ARRIVALS.forget(value.cast());
+        super::arrivals::ARRIVALS.forget(value.cast());
         drop(Box::from_raw(value.cast::<Entry>()));
     }
 }
@@ -215,7 +215,7 @@ unsafe extern "C" fn unlink2(ctx: *mut raw::RedisModuleKeyOptCtx, value: *const 
     state::with(|s| s.db(db).remove(key, entry, delimiter));
     // RENAME/MOVE: the value lives on under the target, indexed by its `rename_to`/`move_to`
     // event from here (any other removal frees it next, which clears this).
-    crate::events::ARRIVALS.moved.put(entry, key, db);
+    super::arrivals::ARRIVALS.moved.put(entry, key, db);
 }
 
 /// COPY: the copy carries the source's pending invalidations; it is indexed by the `copy_to`
@@ -241,7 +241,7 @@ unsafe extern "C" fn copy2(
     let to_key = raw::RedisModule_GetToKeyNameFromOptCtx.map_or(std::ptr::null(), |f| f(ctx));
     if !to_key.is_null() {
         let to_key = RedisString::string_as_slice(to_key.cast_mut());
-        crate::events::ARRIVALS.copied.put(value, to_key, to_db);
+        super::arrivals::ARRIVALS.copied.put(value, to_key, to_db);
     }
     value.cast()
 }

@@ -4,6 +4,7 @@
 //! implements (`Blocker`, `ServerEvents`, `InfoSection`), so this layer never names it.
 
 pub mod acl;
+pub mod arrivals;
 pub mod blocking;
 pub mod cluster_bus;
 pub mod command;

@@ -11,6 +11,8 @@ pub struct StartupQuiet;
 
 pub static STARTUP_QUIET: StartupQuiet = StartupQuiet;
 
+// SAFETY: it dereferences nothing; the crate never calls it (the module registers no defrag
+// callbacks), it only stands in the API slot.
 unsafe extern "C" fn no_defrag_callbacks(
     _ctx: *mut raw::RedisModuleCtx,
     _start: raw::RedisModuleDefragFunc,
