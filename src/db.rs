@@ -322,7 +322,7 @@ impl Db {
             return TagWork::Now(Vec::new());
         };
         if keys_only || set.len() <= SYNC_LIMIT {
-            return TagWork::Now(self.names(set.iter().copied()));
+            return TagWork::Now(self.names(set.iter()));
         }
         let Some((name, members)) = self.tags.remove_entry(tag) else {
             return TagWork::Now(Vec::new());
