@@ -120,7 +120,7 @@ impl ConfigurationValue<RedisString> for Delimiter {
             let max = max_namespaces();
             state::with(|s| {
                 for (_, db) in s.dbs_mut() {
-                    let keys: Vec<_> = db.keys.iter().cloned().collect();
+                    let keys: Vec<_> = db.keys.iter().map(<[u8]>::to_vec).collect();
                     db.stats.recount(keys.iter().map(|k| &**k), *byte, max);
                 }
             });

@@ -222,7 +222,7 @@ impl Db {
         };
         if let Some(key) = pattern::as_literal(pat) {
             let name = self.keys.id(&key).and_then(|id| self.keys.name(id));
-            work.now.extend(name.cloned());
+            work.now.extend(name.map(Bytes::from));
             return work;
         }
         let matcher = Matcher::new(pat);
@@ -244,8 +244,8 @@ impl Db {
                 continue;
             }
             if keys_only || work.now.len() < SYNC_LIMIT {
-                work.now.push(key.clone());
-                handled = Some(key.clone());
+                work.now.push(Bytes::from(key));
+                handled = work.now.last().cloned();
             } else {
                 work.later += 1;
             }
@@ -283,7 +283,7 @@ impl Db {
             .range(from)
             .take_while(|k| k.starts_with(sweep.matcher.prefix()))
             .take(n)
-            .cloned()
+            .map(Bytes::from)
             .collect();
         sweep.done = range.len() < n;
         if let Some(last) = range.last() {
@@ -365,7 +365,7 @@ impl Db {
     /// The current names of `ids`.
     pub fn names(&self, ids: impl IntoIterator<Item = KeyId>) -> Vec<Bytes> {
         ids.into_iter()
-            .filter_map(|id| self.keys.name(id).cloned())
+            .filter_map(|id| self.keys.name(id).map(Bytes::from))
             .collect()
     }
 
