@@ -183,10 +183,11 @@ impl KeyIndex {
         self.ordered.iter().map(Name::bytes)
     }
 
-    /// Memory this index holds, names included (estimated: the tree's nodes are about
-    /// two-thirds full).
+    /// Memory this index holds, names included (estimated: a tree leaf is a 112-byte
+    /// allocation for up to 11 names, about 6 of them on average when keys arrive in order;
+    /// measured with 100,000 keys: ~20 B per key for the tree).
     pub fn overhead_bytes(&self) -> usize {
-        const TREE_SLOT: usize = 8 * 3 / 2 + 2;
+        const TREE_SLOT: usize = 20;
         let names: usize = self
             .ordered
             .iter()

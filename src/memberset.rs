@@ -65,6 +65,14 @@ enum Lows {
     Bitmap(Box<[u64; WORDS]>, u32),
 }
 
+/// Makes room for one more by a quarter (at least 4), not by doubling: most tags are small and
+/// many, and a quarter is jemalloc's spacing between size classes. Still amortized O(1).
+fn grow<T>(v: &mut Vec<T>) {
+    if v.len() == v.capacity() {
+        v.reserve_exact((v.len() / 4).max(4));
+    }
+}
+
 fn split(id: KeyId) -> (u16, u16) {
     ((id >> 16) as u16, id as u16)
 }
@@ -95,6 +103,7 @@ impl Lows {
                     return false;
                 };
                 if v.len() < ARRAY_MAX {
+                    grow(v);
                     v.insert(at, lo);
                     return true;
                 }
@@ -268,6 +277,7 @@ impl MemberSet {
                 let Err(at) = v.binary_search(&id) else {
                     return false;
                 };
+                grow(v);
                 v.insert(at, id);
                 if v.len() > SMALL_MAX {
                     self.repr = Repr::Chunked(Box::new(Chunked::from_sorted(v)));
