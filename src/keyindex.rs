@@ -1,74 +1,68 @@
 //! A database's entry keys: ordered, so a pattern walks only the range of its literal prefix,
 //! and numbered, so tag sets hold 4-byte ids instead of names.
 //!
-//! Each key name is stored once, in one allocation that also holds its id: the ordered tree
-//! holds 8-byte pointers to these, and the id table points at the same allocations. Lookups by
-//! name and inserts and removals are O(log n); by id, O(1).
+//! Each key name is stored once, in one allocation behind a thin pointer (its length, then its
+//! bytes); the id table points at these. The order is kept by blocks of up to `BLOCK_MAX`
+//! 4-byte ids sorted by name, in a B-tree keyed by each block's first name: about 8 bytes per
+//! key instead of a tree slot per key. A lookup by name is a search over the blocks then
+//! within one (O(log n)); an insert or a removal adds a move of at most `BLOCK_MAX` ids; by
+//! id, O(1).
 
 use crate::memberset::KeyId;
 use std::alloc::{self, Layout};
 use std::borrow::Borrow;
 use std::cmp::Ordering;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::ptr::NonNull;
 
-/// Bytes before the name in its allocation: the id, then the length (both u32).
-const HEADER: usize = 8;
+/// Bytes before the name in its allocation: its length (u32).
+const HEADER: usize = 4;
+/// A block splits in two beyond this many ids...
+const BLOCK_MAX: usize = 64;
+/// ...and merges with the next one below this many, when both fit in one.
+const BLOCK_MIN: usize = 16;
 
-/// A key name and its id behind a thin pointer: `[id: u32][len: u32][name bytes]`.
+/// A pointer to a key name's allocation, `[len: u32][name bytes]`, made by
+/// `Name::alloc` and freed by `Name::free`; the index frees each exactly once, when its key
+/// leaves (or the index is dropped). Compared by the name's bytes.
+#[derive(Clone, Copy)]
 struct Name(NonNull<u8>);
-
-// SAFETY: a Name owns its allocation, which is never written after it is made.
-unsafe impl Send for Name {}
-unsafe impl Sync for Name {}
 
 fn layout(len: usize) -> Layout {
     // A key is at most 512 MB: the size never overflows.
-    Layout::from_size_align(HEADER + len, 4).unwrap_or(Layout::new::<[u32; 2]>())
-}
-
-/// The bytes of a name allocation.
-///
-/// # Safety
-/// `p` must point at a live allocation made by `Name::new`, which outlives `'a`.
-unsafe fn bytes_at<'a>(p: NonNull<u8>) -> &'a [u8] {
-    let len = p.cast::<u32>().add(1).read() as usize;
-    std::slice::from_raw_parts(p.as_ptr().add(HEADER), len)
+    Layout::from_size_align(HEADER + len, 4).unwrap_or(Layout::new::<u32>())
 }
 
 impl Name {
-    fn new(key: &[u8], id: KeyId) -> Name {
+    fn alloc(key: &[u8]) -> Name {
         let layout = layout(key.len());
         // SAFETY: the layout has a non-zero size (the header); every byte is written below.
         unsafe {
             let Some(p) = NonNull::new(alloc::alloc(layout)) else {
                 alloc::handle_alloc_error(layout)
             };
-            p.cast::<u32>().write(id);
             // A Redis key is at most 512 MB: its length fits.
-            p.cast::<u32>().add(1).write(key.len() as u32);
+            p.cast::<u32>().write(key.len() as u32);
             std::ptr::copy_nonoverlapping(key.as_ptr(), p.as_ptr().add(HEADER), key.len());
             Name(p)
         }
     }
 
-    fn id(&self) -> KeyId {
-        // SAFETY: the allocation is live while self is.
-        unsafe { self.0.cast::<u32>().read() }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        // SAFETY: the allocation is live while self is.
-        unsafe { bytes_at(self.0) }
-    }
-}
-
-impl Drop for Name {
-    fn drop(&mut self) {
+    /// # Safety
+    /// The name must be live, and never used again.
+    unsafe fn free(self) {
         let layout = layout(self.bytes().len());
-        // SAFETY: allocated by Name::new with this same layout.
-        unsafe { alloc::dealloc(self.0.as_ptr(), layout) }
+        alloc::dealloc(self.0.as_ptr(), layout)
+    }
+
+    fn bytes<'a>(&self) -> &'a [u8] {
+        // SAFETY: the index only holds live names, and hands out their bytes borrowed from
+        // itself, so they live as long as the borrow.
+        unsafe {
+            let len = self.0.cast::<u32>().read() as usize;
+            std::slice::from_raw_parts(self.0.as_ptr().add(HEADER), len)
+        }
     }
 }
 
@@ -100,70 +94,219 @@ impl Ord for Name {
 
 #[derive(Default)]
 pub struct KeyIndex {
-    /// Owns the names.
-    ordered: BTreeSet<Name>,
-    /// Per id: its name's allocation (owned by `ordered`), or None for a free id.
-    names: Vec<Option<NonNull<u8>>>,
+    /// Ids sorted by name, in blocks keyed by the name of their first id. No block is empty.
+    blocks: BTreeMap<Name, Vec<KeyId>>,
+    /// Per id: its name (owned), or None for a free id.
+    names: Table,
     free: Vec<KeyId>,
+    len: usize,
 }
 
-// SAFETY: the pointers in `names` point into allocations `ordered` owns (see Name).
+// SAFETY: the index owns every name it points at; nothing is shared outside it.
 unsafe impl Send for KeyIndex {}
 unsafe impl Sync for KeyIndex {}
 
+impl Drop for KeyIndex {
+    fn drop(&mut self) {
+        for name in self.names.pages.drain(..).flatten().flatten() {
+            // SAFETY: each live name is in the table once, and the index goes away.
+            unsafe { name.free() }
+        }
+    }
+}
+
+/// Slots per page of the id table.
+const PAGE: usize = 1024;
+
+/// The id table, in pages of `PAGE` slots (the first grows up to a page): never more than a
+/// page unused, and growing never copies the whole table.
+#[derive(Default)]
+struct Table {
+    pages: Vec<Vec<Option<Name>>>,
+}
+
+impl Table {
+    fn get(&self, id: KeyId) -> Option<&Option<Name>> {
+        let id = id as usize;
+        self.pages.get(id / PAGE)?.get(id % PAGE)
+    }
+
+    fn get_mut(&mut self, id: KeyId) -> Option<&mut Option<Name>> {
+        let id = id as usize;
+        self.pages.get_mut(id / PAGE)?.get_mut(id % PAGE)
+    }
+
+    /// A new free slot at the end; its id.
+    fn push(&mut self) -> KeyId {
+        if self.pages.last().is_none_or(|p| p.len() == PAGE) {
+            let cap = if self.pages.is_empty() { 8 } else { PAGE };
+            self.pages.push(Vec::with_capacity(cap));
+        }
+        let pages = self.pages.len();
+        let Some(page) = self.pages.last_mut() else {
+            return KeyId::MAX;
+        };
+        if page.len() == page.capacity() {
+            page.reserve_exact(page.len().min(PAGE - page.len()));
+        }
+        page.push(None);
+        // Ids never run out: 2^32 entries would take far more memory than a server has.
+        ((pages - 1) * PAGE + page.len() - 1) as KeyId
+    }
+
+    fn bytes(&self) -> usize {
+        self.pages.capacity() * std::mem::size_of::<Vec<Option<Name>>>()
+            + self
+                .pages
+                .iter()
+                .map(|p| p.capacity() * std::mem::size_of::<Option<Name>>())
+                .sum::<usize>()
+    }
+}
+
+/// Where `key` is or would go in a block: Ok(found at) or Err(insert at).
+fn search(names: &Table, block: &[KeyId], key: &[u8]) -> Result<usize, usize> {
+    block.binary_search_by(|&id| name_of(names, id).cmp(key))
+}
+
+fn name_of(names: &Table, id: KeyId) -> &[u8] {
+    match names.get(id) {
+        Some(Some(n)) => n.bytes(),
+        _ => &[],
+    }
+}
+
+/// Makes room for one more by a quarter (at least 4), up to a full block. Only called on a
+/// block that is not full.
+fn grow(block: &mut Vec<KeyId>) {
+    if block.len() == block.capacity() {
+        let more = (block.len() / 4).max(4).min(BLOCK_MAX - block.len()).max(1);
+        block.reserve_exact(more);
+    }
+}
+
 impl KeyIndex {
     pub fn len(&self) -> usize {
-        self.ordered.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ordered.is_empty()
+        self.len == 0
+    }
+
+    /// The block `key` is in or would go in: the last one starting at or before it, or the
+    /// first block.
+    fn block_of(&self, key: &[u8]) -> Option<Name> {
+        self.blocks
+            .range::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
+            .next_back()
+            .or_else(|| self.blocks.iter().next())
+            .map(|(first, _)| *first)
     }
 
     pub fn id(&self, key: &[u8]) -> Option<KeyId> {
-        self.ordered.get(key).map(Name::id)
+        let first = self.block_of(key)?;
+        let block = self.blocks.get(first.bytes())?;
+        let at = search(&self.names, block, key).ok()?;
+        block.get(at).copied()
     }
 
     /// The name of a live id. An id of a removed key may since name another key.
     pub fn name(&self, id: KeyId) -> Option<&[u8]> {
-        let p = (*self.names.get(id as usize)?)?;
-        // SAFETY: a slot holds a pointer only while `ordered` holds that name (see remove).
-        Some(unsafe { bytes_at(p) })
+        Some(self.names.get(id)?.as_ref()?.bytes())
+    }
+
+    /// A new id for `key`, and its name.
+    fn new_name(&mut self, key: &[u8]) -> (KeyId, Name) {
+        // Ids never run out: 2^32 entries would take far more memory than a server has.
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None => self.names.push(),
+        };
+        let name = Name::alloc(key);
+        if let Some(slot) = self.names.get_mut(id) {
+            *slot = Some(name);
+        }
+        self.len += 1;
+        (id, name)
     }
 
     /// The key's id, and whether it was added now.
     pub fn insert(&mut self, key: &[u8]) -> (KeyId, bool) {
-        // One tree search: a key is indexed after its previous value was unlinked, so it is
-        // almost always new and the name is allocated anyway.
-        // Ids never run out: 2^32 entries would take far more memory than a server has.
-        let next = self
-            .free
-            .last()
-            .copied()
-            .unwrap_or(self.names.len() as KeyId);
-        let name = Name::new(key, next);
-        let p = name.0;
-        if !self.ordered.insert(name) {
-            // Present already (the new copy was dropped): one more search.
-            return (self.id(key).unwrap_or(next), false);
+        let Some(first) = self.block_of(key) else {
+            let (id, name) = self.new_name(key);
+            self.blocks.insert(name, vec![id]);
+            return (id, true);
+        };
+        let at = match self
+            .blocks
+            .get(first.bytes())
+            .map(|block| search(&self.names, block, key))
+        {
+            Some(Ok(at)) => {
+                let block = &self.blocks[first.bytes()];
+                return (block[at], false);
+            }
+            Some(Err(at)) => at,
+            None => return (KeyId::MAX, false),
+        };
+        let (id, name) = self.new_name(key);
+        let Some(block) = self.blocks.get_mut(first.bytes()) else {
+            return (id, true);
+        };
+        if at > 0 && block.len() < BLOCK_MAX {
+            // The common case: in place.
+            grow(block);
+            block.insert(at, id);
+            return (id, true);
         }
-        if self.free.pop().is_none() {
-            self.names.push(None);
+        // The block is re-keyed (the key goes first, only in the first block) or split first
+        // (so no block's vector ever holds more than BLOCK_MAX).
+        let Some(mut block) = self.blocks.remove(first.bytes()) else {
+            return (id, true);
+        };
+        let first = if at == 0 { name } else { first };
+        if block.len() >= BLOCK_MAX {
+            let half = block.len() / 2;
+            let mut upper = block.split_off(half);
+            // Both halves with the same room, a quarter: the lower one kept a full block's.
+            block.shrink_to(half + half / 4);
+            if at > half {
+                upper.insert(at - half, id);
+            } else {
+                block.insert(at, id);
+            }
+            if let Some(Some(head_name)) = upper.first().and_then(|&h| self.names.get(h)) {
+                self.blocks.insert(*head_name, upper);
+            }
+        } else {
+            grow(&mut block);
+            block.insert(at, id);
         }
-        if let Some(slot) = self.names.get_mut(next as usize) {
-            *slot = Some(p);
-        }
-        (next, true)
+        self.blocks.insert(first, block);
+        (id, true)
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<KeyId> {
-        let name = self.ordered.take(key)?;
-        let id = name.id();
-        if let Some(slot) = self.names.get_mut(id as usize) {
-            *slot = None;
+        let first = self.block_of(key)?;
+        let at = search(&self.names, self.blocks.get(first.bytes())?, key).ok()?;
+        let id = match self.blocks.get_mut(first.bytes()) {
+            Some(block) if at > 0 && block.len() > BLOCK_MIN => {
+                // The common case: in place.
+                let id = block.remove(at);
+                if block.capacity() > block.len() * 2 + 4 {
+                    block.shrink_to_fit();
+                }
+                id
+            }
+            _ => self.remove_rebuilding(first, at)?,
+        };
+        if let Some(name) = self.names.get_mut(id).and_then(Option::take) {
+            // SAFETY: its id and block entry are gone: nothing points at it any more.
+            unsafe { name.free() }
         }
-        drop(name);
-        if self.ordered.is_empty() {
+        self.len -= 1;
+        if self.len == 0 {
             // Back to the baseline: no table of free slots outlives the entries.
             *self = KeyIndex::default();
         } else {
@@ -172,31 +315,96 @@ impl KeyIndex {
         Some(id)
     }
 
+    /// Removes the id at `at` of the block starting at `first`, re-keying the block (its first
+    /// name may be the one that goes), dropping it if empty, merging it with the next if small.
+    fn remove_rebuilding(&mut self, first: Name, at: usize) -> Option<KeyId> {
+        // Out of the map while it changes: its key may be the name that goes.
+        let mut block = self.blocks.remove(first.bytes())?;
+        let id = block.remove(at);
+        if let Some(&head) = block.first() {
+            if block.len() < BLOCK_MIN {
+                let next = self
+                    .blocks
+                    .range::<[u8], _>((Bound::Excluded(first.bytes()), Bound::Unbounded))
+                    .next()
+                    .filter(|(_, b)| b.len() + block.len() <= BLOCK_MAX)
+                    .map(|(n, _)| *n);
+                if let Some(next) = next.and_then(|n| self.blocks.remove(n.bytes())) {
+                    block.reserve_exact(next.len());
+                    block.extend_from_slice(&next);
+                }
+            }
+            if block.capacity() > block.len() * 2 + 4 {
+                block.shrink_to_fit();
+            }
+            if let Some(Some(head_name)) = self.names.get(head) {
+                self.blocks.insert(*head_name, block);
+            }
+        }
+        Some(id)
+    }
+
     /// Keys from `from` on, in order.
     pub fn range<'a>(&'a self, from: Bound<&'a [u8]>) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.ordered
-            .range::<[u8], _>((from, Bound::Unbounded))
-            .map(Name::bytes)
+        let start = match from {
+            Bound::Included(k) | Bound::Excluded(k) => self.block_of(k),
+            Bound::Unbounded => None,
+        };
+        let blocks = match start {
+            Some(first) => self
+                .blocks
+                .range::<[u8], _>((Bound::Included(first.bytes()), Bound::Unbounded)),
+            None => self.blocks.range::<[u8], _>(..),
+        };
+        let names = &self.names;
+        blocks.enumerate().flat_map(move |(i, (_, block))| {
+            let skip = match from {
+                _ if i > 0 => 0,
+                Bound::Included(k) => block.partition_point(|&id| name_of(names, id) < k),
+                Bound::Excluded(k) => block.partition_point(|&id| name_of(names, id) <= k),
+                Bound::Unbounded => 0,
+            };
+            block[skip..].iter().map(move |&id| name_of(names, id))
+        })
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        self.ordered.iter().map(Name::bytes)
+        self.range(Bound::Unbounded)
     }
 
-    /// Memory this index holds, names included (estimated: a tree leaf is a 112-byte
-    /// allocation for up to 11 names, about 6 of them on average when keys arrive in order;
-    /// measured with 100,000 keys: ~20 B per key for the tree).
+    /// Memory this index holds, names included (estimated: the tree of blocks is small).
     pub fn overhead_bytes(&self) -> usize {
-        const TREE_SLOT: usize = 20;
+        const TREE_SLOT: usize = 48;
         let names: usize = self
-            .ordered
+            .names
+            .pages
             .iter()
-            .map(|k| (HEADER + k.bytes().len()).next_multiple_of(8))
+            .flatten()
+            .flatten()
+            .map(|n| (HEADER + n.bytes().len()).next_multiple_of(8))
             .sum();
-        self.ordered.len() * TREE_SLOT
-            + names
-            + self.names.capacity() * std::mem::size_of::<Option<NonNull<u8>>>()
-            + self.free.capacity() * std::mem::size_of::<KeyId>()
+        let blocks: usize = self
+            .blocks
+            .values()
+            .map(|b| TREE_SLOT + b.capacity() * std::mem::size_of::<KeyId>())
+            .sum();
+        blocks + names + self.names.bytes() + self.free.capacity() * std::mem::size_of::<KeyId>()
+    }
+
+    /// Checks the blocks' invariants (tests).
+    #[cfg(test)]
+    fn check(&self) {
+        let mut total = 0;
+        for (first, block) in &self.blocks {
+            assert!(!block.is_empty() && block.capacity() <= BLOCK_MAX);
+            assert_eq!(first.bytes(), name_of(&self.names, block[0]));
+            assert!(block
+                .windows(2)
+                .all(|w| name_of(&self.names, w[0]) < name_of(&self.names, w[1])));
+            total += block.len();
+        }
+        assert_eq!(total, self.len);
+        assert!(self.iter().zip(self.iter().skip(1)).all(|(a, b)| a < b));
     }
 }
 
@@ -242,6 +450,36 @@ mod tests {
         );
     }
 
+    #[test]
+    fn many_keys_span_pages_and_blocks() {
+        let mut k = KeyIndex::default();
+        let n = 5 * PAGE as u32 + 7;
+        // Descending, then ascending: every insert goes first, or last, in its block.
+        for i in (0..n).rev().chain(n..2 * n) {
+            let (id, added) = k.insert(format!("k{i:06}").as_bytes());
+            assert!(added);
+            assert_eq!(k.name(id), Some(format!("k{i:06}").as_bytes()));
+        }
+        k.check();
+        assert_eq!(k.len(), 2 * n as usize);
+        assert!(k.names.pages.len() > 5);
+        let tail: Vec<&[u8]> = k.range(Bound::Excluded(b"k000100")).take(2).collect();
+        assert_eq!(tail, vec![b"k000101".as_slice(), b"k000102"]);
+        // Remove every other key, then the rest from the front.
+        for i in (0..2 * n).step_by(2) {
+            assert!(k.remove(format!("k{i:06}").as_bytes()).is_some());
+        }
+        k.check();
+        for i in (1..2 * n).step_by(2) {
+            assert!(k.remove(format!("k{i:06}").as_bytes()).is_some());
+            if i % 1001 == 0 {
+                k.check();
+            }
+        }
+        assert!(k.is_empty());
+        assert_eq!(k.overhead_bytes(), 0);
+    }
+
     /// A small deterministic PRNG (xorshift64*), so failures reproduce.
     struct Rng(u64);
 
@@ -276,6 +514,7 @@ mod tests {
                 })
                 .collect()
         };
+        let mut max_blocks = 0;
         for step in 0..60_000u32 {
             let name = key(&mut rng);
             let grow = step % 20_000 < 12_000;
@@ -326,6 +565,10 @@ mod tests {
                 }
             }
             assert_eq!(k.len(), model.len());
+            max_blocks = max_blocks.max(k.blocks.len());
+            if step % 4999 == 0 || step % 20_000 > 19_900 {
+                k.check();
+            }
             if step % 4999 == 0 {
                 assert!(k.iter().eq(model.keys().map(|n| n.as_slice())));
                 for (n, &id) in &model {
@@ -333,6 +576,10 @@ mod tests {
                 }
             }
         }
+        assert!(
+            max_blocks > 20,
+            "blocks split and merge: at most {max_blocks}"
+        );
         let names: Vec<Vec<u8>> = model.keys().cloned().collect();
         for n in names {
             assert_eq!(k.remove(&n), model.remove(&n));
