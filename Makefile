@@ -7,7 +7,7 @@ PYTHON ?= python3
 MODULE := $(CURDIR)/target/release/librediscache.so
 RUN_PORT ?= 6390
 
-.PHONY: all setup build run test test-rust test-integration test-clients bench bench-tiny profile examples fuzz clean
+.PHONY: all setup build run test test-rust test-integration test-clients bench bench-near bench-tiny profile examples fuzz clean
 
 all: build
 
@@ -27,6 +27,7 @@ run: setup build
 test-rust:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
+	python3 scripts/check_structure.py
 	cargo test
 
 # The integration suite against Debian's redis-server, then against Valkey when one is found.
@@ -67,6 +68,12 @@ test: setup
 BENCH_ARGS ?=
 bench: build
 	$(PYTHON) scripts/bench/run.py --size full $(BENCH_ARGS)
+	$(MAKE) bench-near
+
+# The near cache (clients/node NearCache) against plain GETORMARK: requests per second of a
+# read-heavy loop and the staleness window (clients/node/bench/near-bench.js).
+bench-near: build
+	cd clients/node && CACHE_MODULE=$(MODULE) node bench/near-bench.js 10
 
 bench-tiny: build
 	$(PYTHON) scripts/bench/run.py --size tiny $(BENCH_ARGS)
@@ -76,8 +83,13 @@ bench-tiny: build
 profile: build
 	$(PYTHON) scripts/profile.py
 
+# The single-server examples, then the cluster ones (a local 3-primary cluster), both even if
+# the first fails.
 examples: build
-	@if [ -f examples/run.sh ]; then bash examples/run.sh; else echo "no examples/run.sh yet"; fi
+	@status=0; \
+	if [ -f examples/run.sh ]; then bash examples/run.sh || status=1; else echo "no examples/run.sh yet"; fi; \
+	echo "== cluster examples"; bash examples/cluster/run.sh || status=1; \
+	exit $$status
 
 # The cargo-fuzz targets of fuzz/, FUZZ_SECONDS each (default 60); not part of `make test`.
 fuzz:

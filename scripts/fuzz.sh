@@ -12,7 +12,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 SECONDS_EACH=${FUZZ_SECONDS:-60}
-ALL_TARGETS=(args pattern entry_decode memberset)
+ALL_TARGETS=(args pattern entry_decode memberset cluster_message)
 if [ $# -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then

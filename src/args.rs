@@ -195,7 +195,7 @@ pub fn set_tagged<'a>(args: &[&'a [u8]], max_tags: usize) -> Result<SetTagged<'a
             for tag in &rest[opts.at..] {
                 if !tags.contains(tag) {
                     if tags.len() == max_tags {
-                        return Err(ParseError::TooManyTags);
+                        return Err(ParseError::TooManyTags(max_tags));
                     }
                     tags.push(tag);
                 }
@@ -261,6 +261,14 @@ pub fn get<'a>(args: &[&'a [u8]]) -> Result<Get<'a>, ParseError> {
             with_meta: true,
         }),
         [_, _] => Err(ParseError::Syntax),
+        _ => Err(ParseError::Arity),
+    }
+}
+
+/// `key`: the one argument of CACHE.TAGS.
+pub fn key_only<'a>(args: &[&'a [u8]]) -> Result<&'a [u8], ParseError> {
+    match args {
+        [key] => Ok(key),
         _ => Err(ParseError::Arity),
     }
 }
@@ -446,7 +454,7 @@ mod tests {
         );
         assert_eq!(
             set_tagged(&a("k v TAGS a b c"), 2),
-            Err(ParseError::TooManyTags)
+            Err(ParseError::TooManyTags(2))
         );
         assert!(
             set_tagged(&a("k v TAGS a a b"), 2).is_ok(),

@@ -1,7 +1,7 @@
 //! The invalidation channel `__cache@<db>__:invalidate`: one message per invalidation command,
 //! whatever the number of entries, so near caches drop their copies at command time.
 
-use crate::keys::publish;
+use crate::server::keys::publish;
 use redis_module::{Context, ContextFlags};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

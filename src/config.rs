@@ -1,10 +1,11 @@
 //! Module configs (`CONFIG SET cache.x`, loadmodule arguments, redis.conf lines). Read without
 //! any lock on every command; out-of-range values are refused, never clamped.
 
-use crate::state;
+use crate::error;
+use crate::server::config::Shown;
 use redis_module::configuration::{ConfigurationContext, ConfigurationValue};
-use redis_module::{raw, Context, RedisError, RedisString};
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
+use redis_module::{Context, RedisError, RedisString};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 
 pub static DEFAULT_TTL: AtomicI64 = AtomicI64::new(0);
@@ -15,6 +16,7 @@ pub static MAX_NAMESPACES: AtomicI64 = AtomicI64::new(1024);
 pub static CLUSTER_TIMEOUT_MS: AtomicI64 = AtomicI64::new(2000);
 pub static DELIMITER: Delimiter = Delimiter {
     byte: AtomicU8::new(b':'),
+    changed: AtomicBool::new(false),
     shown: Shown::new(),
 };
 pub static EARLY_BETA: Beta = Beta {
@@ -64,45 +66,10 @@ pub fn early_beta() -> f64 {
     f64::from_bits(EARLY_BETA.bits.load(Ordering::Relaxed))
 }
 
-/// The string a string config shows to CONFIG GET. The server copies what the getter returns
-/// and never frees it, so one string per value is kept here and handed out again.
-pub struct Shown(Mutex<usize>);
-
-impl Shown {
-    const fn new() -> Shown {
-        Shown(Mutex::new(0))
-    }
-
-    fn get(&self, text: &[u8]) -> RedisString {
-        let mut cached = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if *cached == 0 {
-            let created = unsafe {
-                raw::RedisModule_CreateString.unwrap()(
-                    std::ptr::null_mut(),
-                    text.as_ptr().cast(),
-                    text.len(),
-                )
-            };
-            *cached = created as usize;
-        }
-        // Not retained: the server only reads it, and it is freed when the value changes.
-        RedisString::from_redis_module_string(std::ptr::null_mut(), *cached as *mut _)
-    }
-
-    fn forget(&self) {
-        let mut cached = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if *cached != 0 {
-            unsafe {
-                raw::RedisModule_FreeString.unwrap()(std::ptr::null_mut(), *cached as *mut _)
-            };
-            *cached = 0;
-        }
-    }
-}
-
 /// `cache.namespace-delimiter`: exactly one byte. Changing it recounts entries per namespace.
 pub struct Delimiter {
     byte: AtomicU8,
+    changed: AtomicBool,
     shown: Shown,
 }
 
@@ -113,19 +80,23 @@ impl ConfigurationValue<RedisString> for Delimiter {
 
     fn set(&self, _ctx: &ConfigurationContext, val: RedisString) -> Result<(), RedisError> {
         let [byte] = val.as_slice() else {
-            return Err(RedisError::Str("the delimiter must be exactly one byte"));
+            return Err(error::bad_delimiter());
         };
         if self.byte.swap(*byte, Ordering::Relaxed) != *byte {
             self.shown.forget();
-            let max = max_namespaces();
-            state::with(|s| {
-                for (_, db) in s.dbs_mut() {
-                    let keys: Vec<_> = db.keys.iter().map(<[u8]>::to_vec).collect();
-                    db.stats.recount(keys.iter().map(|k| &**k), *byte, max);
-                }
-            });
+            self.changed.store(true, Ordering::Relaxed);
         }
         Ok(())
+    }
+}
+
+impl Delimiter {
+    /// The new delimiter if it changed since the last call (the config's on-changed hook
+    /// recounts the namespaces then).
+    pub fn take_change(&self) -> Option<u8> {
+        self.changed
+            .swap(false, Ordering::Relaxed)
+            .then(|| self.byte.load(Ordering::Relaxed))
     }
 }
 
@@ -143,15 +114,13 @@ impl ConfigurationValue<RedisString> for Beta {
     }
 
     fn set(&self, _ctx: &ConfigurationContext, val: RedisString) -> Result<(), RedisError> {
-        let text = val
-            .try_as_str()
-            .map_err(|_| RedisError::Str("early-beta must be a number from 0 to 100"))?;
+        let text = val.try_as_str().map_err(|_| error::bad_early_beta())?;
         let beta: f64 = text
             .trim()
             .parse()
             .ok()
             .filter(|b: &f64| b.is_finite() && (0.0..=MAX_BETA).contains(b))
-            .ok_or(RedisError::Str("early-beta must be a number from 0 to 100"))?;
+            .ok_or_else(error::bad_early_beta)?;
         self.bits.store(beta.to_bits(), Ordering::Relaxed);
         if let Ok(mut t) = self.text.lock() {
             *t = text.to_string();

@@ -53,18 +53,34 @@ pub struct PatternWork {
     pub sweep: Option<PatternSweep>,
 }
 
+/// One database's module memory, split by responsibility. The fields are private: the index
+/// changes only through `add`/`remove`/`flush` (called from the type callbacks and keyspace
+/// events), so it cannot disagree with the keyspace through a stray write from outside.
 #[derive(Default)]
 pub struct Db {
-    pub keys: KeyIndex,
-    pub tags: HashMap<Bytes, MemberSet>,
-    pub pending: HashMap<Bytes, TagInvalidation>,
-    pub sweeps: VecDeque<Sweep>,
-    pub pattern_sweeps: VecDeque<PatternSweep>,
+    index: Index,
+    invalidations: Invalidations,
+    leases: Leases,
+    stats: Stats,
+}
+
+/// Entries by key (ordered, numbered) and by tag.
+#[derive(Default)]
+struct Index {
+    keys: KeyIndex,
+    tags: HashMap<Bytes, MemberSet>,
+}
+
+/// Invalidations still in progress: tag records readers apply before the sweep reaches an
+/// entry, the sweeps themselves, and a replica's dead entries.
+#[derive(Default)]
+struct Invalidations {
+    pending: HashMap<Bytes, TagInvalidation>,
+    sweeps: VecDeque<Sweep>,
+    pattern_sweeps: VecDeque<PatternSweep>,
     /// Entries a replica's sweeper found dead, waiting for the primary's DEL; deleted by this
     /// server's own sweeper if it is promoted first.
-    pub dead_on_replica: HashSet<KeyId, BuildHasherDefault<IdHasher>>,
-    pub leases: Leases,
-    pub stats: Stats,
+    dead_on_replica: HashSet<KeyId, BuildHasherDefault<IdHasher>>,
 }
 
 /// What a tag invalidation left to do.
@@ -76,11 +92,55 @@ pub enum TagWork {
 }
 
 impl Db {
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn stats_mut(&mut self) -> &mut Stats {
+        &mut self.stats
+    }
+
+    pub fn leases_mut(&mut self) -> &mut Leases {
+        &mut self.leases
+    }
+
+    /// The members of `tag`, if any entry carries it.
+    pub fn tag_members(&self, tag: &[u8]) -> Option<&MemberSet> {
+        self.index.tags.get(tag)
+    }
+
+    /// How many distinct tags the entries carry.
+    pub fn tag_count(&self) -> usize {
+        self.index.tags.len()
+    }
+
+    /// Whether the sweeper has work here.
+    pub fn has_sweeps(&self) -> bool {
+        !self.invalidations.sweeps.is_empty() || !self.invalidations.pattern_sweeps.is_empty()
+    }
+
+    /// Recounts the entries per namespace under a new delimiter.
+    pub fn recount_namespaces(&mut self, delimiter: u8, max_ns: usize) {
+        let keys: Vec<_> = self.index.keys.iter().map(<[u8]>::to_vec).collect();
+        self.stats
+            .recount(keys.iter().map(|k| &**k), delimiter, max_ns);
+    }
+
+    /// True while a caller's lease still protects `key`.
+    pub fn is_protected(&self, key: &[u8], now: i64) -> bool {
+        self.leases.is_protected(key, now)
+    }
+
+    /// Grants the lease on `key` to `token` for `lease_ms` from `now`.
+    pub fn grant_lease(&mut self, key: &[u8], token: u64, seq: u64, now: i64, lease_ms: i64) {
+        self.leases.grant(key, token, seq, now, lease_ms);
+    }
+
     pub fn pending_for(&self, tag: &[u8]) -> Option<TagInvalidation> {
-        if self.pending.is_empty() {
+        if self.invalidations.pending.is_empty() {
             None
         } else {
-            self.pending.get(tag).copied()
+            self.invalidations.pending.get(tag).copied()
         }
     }
 
@@ -90,7 +150,7 @@ impl Db {
         if dead {
             return (true, fresh_until);
         }
-        for p in &self.pattern_sweeps {
+        for p in &self.invalidations.pattern_sweeps {
             if entry.gen < p.seq && p.matcher.matches(key) {
                 if !p.soft {
                     return (true, fresh_until);
@@ -102,42 +162,37 @@ impl Db {
     }
 
     pub fn freshness(&self, key: &[u8], entry: &Entry, now: i64) -> Freshness {
-        if self.pending.is_empty() && self.pattern_sweeps.is_empty() {
+        if self.invalidations.pending.is_empty() && self.invalidations.pattern_sweeps.is_empty() {
             return entry.freshness(now, |_| None);
         }
-        match self.effective(key, entry) {
-            (true, _) => Freshness::Dead,
-            (false, until) if now < until => Freshness::Fresh,
-            _ => Freshness::Stale,
-        }
+        Freshness::of(self.effective(key, entry), now)
     }
 
     /// Writes pending invalidations into the entry, so they survive a move, a copy or a save.
     pub fn materialize(&self, key: &[u8], entry: &mut Entry) {
-        if !self.pending.is_empty() || !self.pattern_sweeps.is_empty() {
-            let (dead, fresh_until) = self.effective(key, entry);
-            entry.dead = dead;
-            entry.fresh_until = fresh_until;
+        if !self.invalidations.pending.is_empty() || !self.invalidations.pattern_sweeps.is_empty() {
+            let effective = self.effective(key, entry);
+            entry.apply(effective);
         }
     }
 
     /// Indexes `key` (now holding `entry`): stamps the entry with `gen`, and queues it for
     /// deletion if it arrived already dead.
     pub fn add(&mut self, key: &[u8], entry: &mut Entry, gen: u64, delimiter: u8, max_ns: usize) {
-        let (id, added) = self.keys.insert(key);
+        let (id, added) = self.index.keys.insert(key);
         if added {
             self.stats.entry_added(key, delimiter, max_ns);
         }
         entry.gen = gen;
         for tag in entry.tags() {
-            match self.tags.get_mut(tag) {
+            match self.index.tags.get_mut(tag) {
                 Some(set) => {
                     set.insert(id);
                 }
                 None => {
                     let mut set = MemberSet::default();
                     set.insert(id);
-                    self.tags.insert(Arc::from(tag), set);
+                    self.index.tags.insert(Arc::from(tag), set);
                 }
             }
         }
@@ -148,15 +203,15 @@ impl Db {
 
     /// A replica keeps a dead entry until the primary's DEL; remember it in case of promotion.
     pub fn mark_dead_on_replica(&mut self, key: &[u8]) {
-        if let Some(id) = self.keys.id(key) {
-            self.dead_on_replica.insert(id);
+        if let Some(id) = self.index.keys.id(key) {
+            self.invalidations.dead_on_replica.insert(id);
         }
     }
 
     /// This server became a primary: the dead entries it was keeping go to the sweeper.
     /// Returns whether there were any.
     pub fn promote(&mut self) -> bool {
-        let ids = std::mem::take(&mut self.dead_on_replica);
+        let ids = std::mem::take(&mut self.invalidations.dead_on_replica);
         let any = !ids.is_empty();
         for id in ids {
             self.doom(id);
@@ -165,14 +220,17 @@ impl Db {
     }
 
     fn doom(&mut self, id: KeyId) {
-        if !matches!(self.sweeps.back(), Some(Sweep { tag: None, .. })) {
-            self.sweeps.push_back(Sweep {
+        if !matches!(
+            self.invalidations.sweeps.back(),
+            Some(Sweep { tag: None, .. })
+        ) {
+            self.invalidations.sweeps.push_back(Sweep {
                 tag: None,
                 soft: false,
                 members: MemberSet::default(),
             });
         }
-        if let Some(sweep) = self.sweeps.back_mut() {
+        if let Some(sweep) = self.invalidations.sweeps.back_mut() {
             sweep.members.insert(id);
         }
     }
@@ -181,25 +239,25 @@ impl Db {
     /// since it may live on under another name or database.
     pub fn remove(&mut self, key: &[u8], entry: &mut Entry, delimiter: u8) {
         self.materialize(key, entry);
-        let Some(id) = self.keys.remove(key) else {
+        let Some(id) = self.index.keys.remove(key) else {
             return;
         };
-        if !self.dead_on_replica.is_empty() {
-            self.dead_on_replica.remove(&id);
+        if !self.invalidations.dead_on_replica.is_empty() {
+            self.invalidations.dead_on_replica.remove(&id);
         }
         self.stats.entry_removed(key, delimiter);
         for tag in entry.tags() {
-            if let Some(set) = self.tags.get_mut(tag) {
+            if let Some(set) = self.index.tags.get_mut(tag) {
                 set.remove(id);
                 if set.is_empty() {
-                    self.tags.remove(tag);
+                    self.index.tags.remove(tag);
                 } else {
                     set.shrink();
                 }
             }
         }
-        if self.tags.is_empty() && self.tags.capacity() > 0 {
-            self.tags = HashMap::new();
+        if self.index.tags.is_empty() && self.index.tags.capacity() > 0 {
+            self.index.tags = HashMap::new();
         }
     }
 
@@ -221,7 +279,11 @@ impl Db {
             sweep: None,
         };
         if let Some(key) = pattern::as_literal(pat) {
-            let name = self.keys.id(&key).and_then(|id| self.keys.name(id));
+            let name = self
+                .index
+                .keys
+                .id(&key)
+                .and_then(|id| self.index.keys.name(id));
             work.now.extend(name.map(Bytes::from));
             return work;
         }
@@ -230,6 +292,7 @@ impl Db {
         let mut handled: Option<Bytes> = None;
         let mut finished = true;
         for (examined, key) in self
+            .index
             .keys
             .range(Bound::Included(matcher.prefix()))
             .take_while(|k| k.starts_with(matcher.prefix()))
@@ -264,21 +327,27 @@ impl Db {
     }
 
     pub fn start_pattern_sweep(&mut self, sweep: PatternSweep) {
-        self.pattern_sweeps.push_back(sweep);
+        self.invalidations.pattern_sweeps.push_back(sweep);
     }
 
     /// Takes the next keys of the oldest pattern sweep that match its pattern. A finished
     /// sweep is dropped on the call after its last keys were handed out.
     pub fn next_pattern_batch(&mut self, n: usize) -> Option<(bool, u64, Vec<Bytes>)> {
-        while self.pattern_sweeps.front().is_some_and(|p| p.done) {
-            self.pattern_sweeps.pop_front();
+        while self
+            .invalidations
+            .pattern_sweeps
+            .front()
+            .is_some_and(|p| p.done)
+        {
+            self.invalidations.pattern_sweeps.pop_front();
         }
-        let sweep = self.pattern_sweeps.front_mut()?;
+        let sweep = self.invalidations.pattern_sweeps.front_mut()?;
         let from = match &sweep.next {
             Some(key) => Bound::Excluded(&**key),
             None => Bound::Included(sweep.matcher.prefix()),
         };
         let range: Vec<Bytes> = self
+            .index
             .keys
             .range(from)
             .take_while(|k| k.starts_with(sweep.matcher.prefix()))
@@ -299,7 +368,8 @@ impl Db {
     /// Tags whose name matches `pat`.
     pub fn tags_matching(&self, pat: &[u8]) -> Vec<Bytes> {
         let matcher = Matcher::new(pat);
-        self.tags
+        self.index
+            .tags
             .keys()
             .filter(|t| matcher.matches(t))
             .cloned()
@@ -318,17 +388,17 @@ impl Db {
         keys_only: bool,
     ) -> TagWork {
         self.leases.void_tag(tag, seq);
-        let Some(set) = self.tags.get(tag) else {
+        let Some(set) = self.index.tags.get(tag) else {
             return TagWork::Now(Vec::new());
         };
         if keys_only || set.len() <= SYNC_LIMIT {
             return TagWork::Now(self.names(set.iter()));
         }
-        let Some((name, members)) = self.tags.remove_entry(tag) else {
+        let Some((name, members)) = self.index.tags.remove_entry(tag) else {
             return TagWork::Now(Vec::new());
         };
         let count = members.len();
-        let record = self.pending.entry(name.clone()).or_default();
+        let record = self.invalidations.pending.entry(name.clone()).or_default();
         if soft {
             record.soft_seq = seq;
             record.soft_at = now;
@@ -336,7 +406,7 @@ impl Db {
             record.hard_seq = seq;
         }
         record.sweeps += 1;
-        self.sweeps.push_back(Sweep {
+        self.invalidations.sweeps.push_back(Sweep {
             tag: Some(name),
             soft,
             members,
@@ -347,15 +417,20 @@ impl Db {
     /// Takes up to `n` keys from the oldest sweep. A sweep is retired (its record dropped) on
     /// the call after its last keys were handed out, so those were processed under it.
     pub fn next_to_sweep(&mut self, n: usize) -> Option<(Option<Bytes>, bool, Vec<Bytes>)> {
-        while self.sweeps.front().is_some_and(|s| s.members.is_empty()) {
+        while self
+            .invalidations
+            .sweeps
+            .front()
+            .is_some_and(|s| s.members.is_empty())
+        {
             if let Some(Sweep {
                 tag: Some(name), ..
-            }) = self.sweeps.pop_front()
+            }) = self.invalidations.sweeps.pop_front()
             {
                 self.retire(&name);
             }
         }
-        let sweep = self.sweeps.front_mut()?;
+        let sweep = self.invalidations.sweeps.front_mut()?;
         let ids: Vec<KeyId> = std::iter::from_fn(|| sweep.members.pop()).take(n).collect();
         let (tag, soft) = (sweep.tag.clone(), sweep.soft);
         // An id whose key left since names nothing, or a newer entry the sweep will find live.
@@ -365,57 +440,63 @@ impl Db {
     /// The current names of `ids`.
     pub fn names(&self, ids: impl IntoIterator<Item = KeyId>) -> Vec<Bytes> {
         ids.into_iter()
-            .filter_map(|id| self.keys.name(id).map(Bytes::from))
+            .filter_map(|id| self.index.keys.name(id).map(Bytes::from))
             .collect()
     }
 
     fn retire(&mut self, tag: &[u8]) {
-        if let Some(record) = self.pending.get_mut(tag) {
+        if let Some(record) = self.invalidations.pending.get_mut(tag) {
             record.sweeps = record.sweeps.saturating_sub(1);
             if record.sweeps == 0 {
-                self.pending.remove(tag);
+                self.invalidations.pending.remove(tag);
             }
         }
-        if self.pending.is_empty() && self.pending.capacity() > 0 {
-            self.pending = HashMap::new();
+        if self.invalidations.pending.is_empty() && self.invalidations.pending.capacity() > 0 {
+            self.invalidations.pending = HashMap::new();
         }
     }
 
     /// Puts a soft-swept key back among its tag's members, if it is still an indexed entry.
     pub fn restore_member(&mut self, tag: &Bytes, key: &[u8]) {
-        if let Some(id) = self.keys.id(key) {
-            self.tags.entry(tag.clone()).or_default().insert(id);
+        if let Some(id) = self.index.keys.id(key) {
+            self.index.tags.entry(tag.clone()).or_default().insert(id);
         }
     }
 
     /// Forgets every entry (FLUSHDB); counters stay.
     pub fn flush(&mut self) {
-        self.keys = KeyIndex::default();
-        self.tags = HashMap::new();
-        self.pending = HashMap::new();
-        self.sweeps = VecDeque::new();
-        self.pattern_sweeps = VecDeque::new();
-        self.dead_on_replica = HashSet::default();
+        self.index.keys = KeyIndex::default();
+        self.index.tags = HashMap::new();
+        self.invalidations.pending = HashMap::new();
+        self.invalidations.sweeps = VecDeque::new();
+        self.invalidations.pattern_sweeps = VecDeque::new();
+        self.invalidations.dead_on_replica = HashSet::default();
         self.leases.clear();
         self.stats.clear_entries();
     }
 
     pub fn entries(&self) -> usize {
-        self.keys.len()
+        self.index.keys.len()
     }
 
     /// Module memory held by this database's index, estimated from its structures.
     pub fn index_bytes(&self) -> usize {
         const ARC_HEADER: usize = 16;
-        let keys = self.keys.overhead_bytes();
+        let keys = self.index.keys.overhead_bytes();
         let tags: usize = self
+            .index
             .tags
             .iter()
             .map(|(t, set)| {
                 t.len() + ARC_HEADER + std::mem::size_of::<MemberSet>() + set.overhead_bytes()
             })
             .sum();
-        let sweeps: usize = self.sweeps.iter().map(|s| s.members.overhead_bytes()).sum();
+        let sweeps: usize = self
+            .invalidations
+            .sweeps
+            .iter()
+            .map(|s| s.members.overhead_bytes())
+            .sum();
         keys + tags + sweeps + self.leases.approx_bytes()
     }
 }
@@ -435,12 +516,12 @@ mod tests {
         let mut b = entry(&["t"]);
         db.add(b"a", &mut a, 1, b':', 10);
         db.add(b"b", &mut b, 2, b':', 10);
-        assert_eq!(db.tags.len(), 2);
-        assert_eq!(db.tags[b"t".as_slice()].len(), 2);
+        assert_eq!(db.index.tags.len(), 2);
+        assert_eq!(db.index.tags[b"t".as_slice()].len(), 2);
         db.remove(b"a", &mut a, b':');
-        assert_eq!(db.tags.len(), 1);
+        assert_eq!(db.index.tags.len(), 1);
         db.remove(b"b", &mut b, b':');
-        assert!(db.tags.is_empty() && db.keys.is_empty());
+        assert!(db.index.tags.is_empty() && db.index.keys.is_empty());
         assert_eq!(db.index_bytes(), 0, "memory back to baseline");
     }
 
@@ -500,7 +581,7 @@ mod tests {
             total - SYNC_LIMIT,
             "the sweep starts after the last key handled"
         );
-        assert!(db.pattern_sweeps.is_empty());
+        assert!(db.invalidations.pattern_sweeps.is_empty());
         let all = db.match_keys(b"k*", false, 3, 0, true);
         assert_eq!(
             (all.now.len(), all.sweep.is_none()),
@@ -522,7 +603,7 @@ mod tests {
             panic!("expected a sweep")
         };
         assert_eq!(n, SYNC_LIMIT + 5);
-        assert!(!db.tags.contains_key(b"big".as_slice()));
+        assert!(!db.index.tags.contains_key(b"big".as_slice()));
         assert_eq!(db.freshness(b"k0", &entries[0], 0), Freshness::Dead);
         let mut newer = entry(&["big"]);
         db.add(b"new", &mut newer, 3, b':', 10);
@@ -534,7 +615,10 @@ mod tests {
             swept += keys.len();
         }
         assert_eq!(swept, SYNC_LIMIT + 5);
-        assert!(db.pending.is_empty(), "record retired after its last batch");
+        assert!(
+            db.invalidations.pending.is_empty(),
+            "record retired after its last batch"
+        );
     }
 
     #[test]

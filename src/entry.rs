@@ -1,17 +1,15 @@
 //! The cache entry: what one key of our data type holds, and how fresh it is.
 
-use std::ptr::NonNull;
-
 /// `fresh_until` of an entry that never goes stale by itself.
 pub const FOREVER: i64 = i64::MAX;
 
-/// One entry, in two allocations (this 32-byte struct and `data`): the cost of an entry in
-/// memory is mostly its allocations.
+/// One entry, in two allocations (this struct and `data`): the cost of an entry in memory is
+/// mostly its allocations.
 #[derive(Clone)]
 pub struct Entry {
     /// The value's length (LEB128), the value, then each tag as its length (LEB128) and bytes.
     /// Tags are distinct, in the order first given.
-    data: Buf,
+    data: Box<[u8]>,
     /// Unix ms after which the entry is stale (the key itself expires later, by Redis).
     pub fresh_until: i64,
     /// Sequence number when the entry entered its database's index (module memory only): tag
@@ -21,63 +19,6 @@ pub struct Entry {
     pub cost_ms: u32,
     /// Invalidated, awaiting deletion by the sweeper.
     pub dead: bool,
-}
-
-/// Bytes behind a thin pointer (8 bytes in the entry, not a 16-byte boxed slice): the
-/// allocation starts with the length of what follows (LEB128), usually one or two bytes.
-struct Buf(NonNull<u8>);
-
-// SAFETY: a Buf owns its allocation, which is never written after it is made.
-unsafe impl Send for Buf {}
-unsafe impl Sync for Buf {}
-
-impl Buf {
-    /// `content` holds the length prefix (see `Buf::prefix`) followed by the bytes.
-    fn from_prefixed(content: Vec<u8>) -> Buf {
-        let raw = Box::into_raw(content.into_boxed_slice());
-        // SAFETY: a Box's pointer is never null.
-        Buf(unsafe { NonNull::new_unchecked(raw.cast::<u8>()) })
-    }
-
-    /// The whole allocation: the length prefix, then the bytes.
-    fn allocation(&self) -> &[u8] {
-        // SAFETY: the prefix is complete LEB128 (its last byte below 0x80) written by
-        // `from_prefixed`'s caller, and the allocation is exactly prefix + length bytes.
-        unsafe {
-            let mut n = 0usize;
-            let mut at = 0usize;
-            loop {
-                let byte = *self.0.as_ptr().add(at);
-                n |= usize::from(byte & 0x7f) << (7 * at);
-                at += 1;
-                if byte & 0x80 == 0 {
-                    break;
-                }
-            }
-            std::slice::from_raw_parts(self.0.as_ptr(), at + n)
-        }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        let all = self.allocation();
-        let mut at = 0;
-        let n = take_len(all, &mut at);
-        all.get(at..at + n).unwrap_or_default()
-    }
-}
-
-impl Clone for Buf {
-    fn clone(&self) -> Buf {
-        Buf::from_prefixed(self.allocation().to_vec())
-    }
-}
-
-impl Drop for Buf {
-    fn drop(&mut self) {
-        let len = self.allocation().len();
-        // SAFETY: made by Box::into_raw of a boxed slice of exactly this length.
-        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.0.as_ptr(), len)) });
-    }
 }
 
 fn put_len(out: &mut Vec<u8>, mut n: usize) {
@@ -148,6 +89,17 @@ pub enum Freshness {
     Dead,
 }
 
+impl Freshness {
+    /// The freshness at `now` of an effective state (dead, fresh-until).
+    pub fn of((dead, fresh_until): (bool, i64), now: i64) -> Freshness {
+        match (dead, fresh_until) {
+            (true, _) => Freshness::Dead,
+            (false, until) if now < until => Freshness::Fresh,
+            _ => Freshness::Stale,
+        }
+    }
+}
+
 impl Entry {
     pub fn new<'t>(
         value: &[u8],
@@ -161,9 +113,7 @@ impl Entry {
             .into_iter()
             .map(|t| len_size(t.len()) + t.len())
             .sum();
-        let n = len_size(value.len()) + value.len() + tag_bytes;
-        let mut data = Vec::with_capacity(len_size(n) + n);
-        put_len(&mut data, n);
+        let mut data = Vec::with_capacity(len_size(value.len()) + value.len() + tag_bytes);
         put_len(&mut data, value.len());
         data.extend_from_slice(value);
         for tag in tags {
@@ -171,7 +121,7 @@ impl Entry {
             data.extend_from_slice(tag);
         }
         Entry {
-            data: Buf::from_prefixed(data),
+            data: data.into_boxed_slice(),
             fresh_until,
             gen: 0,
             cost_ms,
@@ -181,20 +131,19 @@ impl Entry {
 
     fn value_range(&self) -> (usize, usize) {
         let mut at = 0;
-        let data = self.data.bytes();
-        let len = take_len(data, &mut at);
-        (at, at.saturating_add(len).min(data.len()))
+        let len = take_len(&self.data, &mut at);
+        (at, at.saturating_add(len).min(self.data.len()))
     }
 
     pub fn value(&self) -> &[u8] {
         let (start, end) = self.value_range();
-        self.data.bytes().get(start..end).unwrap_or_default()
+        self.data.get(start..end).unwrap_or_default()
     }
 
     pub fn tags(&self) -> Tags<'_> {
         let (_, end) = self.value_range();
         Tags {
-            data: self.data.bytes(),
+            data: &self.data,
             at: end,
         }
     }
@@ -223,17 +172,18 @@ impl Entry {
         now: i64,
         pending: impl Fn(&[u8]) -> Option<TagInvalidation>,
     ) -> Freshness {
-        match self.effective(pending) {
-            (true, _) => Freshness::Dead,
-            (false, until) if now < until => Freshness::Fresh,
-            _ => Freshness::Stale,
-        }
+        Freshness::of(self.effective(pending), now)
     }
 
     /// Writes pending invalidations into the entry itself, so they survive a move to another
     /// database, a copy, or a save.
     pub fn materialize(&mut self, pending: impl Fn(&[u8]) -> Option<TagInvalidation>) {
-        let (dead, fresh_until) = self.effective(pending);
+        let effective = self.effective(pending);
+        self.apply(effective);
+    }
+
+    /// Writes an effective state (dead, fresh-until), as `effective` computes it, into the entry.
+    pub fn apply(&mut self, (dead, fresh_until): (bool, i64)) {
         self.dead = dead;
         self.fresh_until = fresh_until;
     }
@@ -248,7 +198,7 @@ impl Entry {
     }
 
     pub fn mem_usage(&self) -> usize {
-        std::mem::size_of::<Entry>() + self.data.allocation().len()
+        std::mem::size_of::<Entry>() + self.data.len()
     }
 
     /// A copy for COPY: not yet in any index.
@@ -278,29 +228,6 @@ mod tests {
         let mut e = Entry::new(b"v", tags.iter().map(|t| t.as_bytes()), 1000, 0);
         e.gen = gen;
         e
-    }
-
-    #[test]
-    fn entry_is_small() {
-        assert_eq!(
-            std::mem::size_of::<Entry>(),
-            32,
-            "a 32-byte allocation class"
-        );
-        let e = Entry::new(&[1u8; 100], [b"t:1".as_slice(), b"t:22"], 5, 0);
-        assert_eq!(e.mem_usage(), 32 + 1 + 1 + 100 + 4 + 5);
-        let copy = e.duplicate();
-        drop(e);
-        assert_eq!(copy.value(), &[1u8; 100]);
-        assert_eq!(copy.tags().count(), 2);
-        // Prefixes of several bytes.
-        for len in [0usize, 120, 127, 128, 16_383, 16_384, 70_000] {
-            let value = vec![9u8; len];
-            let e = Entry::new(&value, [b"a".as_slice()], 0, 0);
-            assert_eq!(e.value(), value.as_slice());
-            assert_eq!(e.tags().collect::<Vec<_>>(), vec![b"a".as_slice()]);
-            assert_eq!(e.clone().value().len(), len);
-        }
     }
 
     #[test]

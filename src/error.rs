@@ -34,6 +34,18 @@ pub fn wrong_type() -> RedisError {
     RedisError::WrongType
 }
 
+pub fn could_not_store() -> RedisError {
+    RedisError::Str("ERR could not store the entry")
+}
+
+pub fn bad_delimiter() -> RedisError {
+    RedisError::Str("the delimiter must be exactly one byte")
+}
+
+pub fn bad_early_beta() -> RedisError {
+    RedisError::Str("early-beta must be a number from 0 to 100")
+}
+
 pub fn no_permission() -> RedisError {
     RedisError::Str(
         "NOPERM this user has no permissions to access one of the keys used as arguments",
@@ -47,8 +59,24 @@ pub enum ParseError {
     Syntax,
     NotAnInteger,
     InvalidExpire,
-    TooManyTags,
+    /// More distinct tags than `cache.max-tags` (the limit it was checked against).
+    TooManyTags(usize),
     InvalidLease,
     InvalidWait,
     InvalidCursor,
+}
+
+impl From<ParseError> for RedisError {
+    fn from(e: ParseError) -> RedisError {
+        match e {
+            ParseError::Arity => RedisError::WrongArity,
+            ParseError::Syntax => syntax(),
+            ParseError::NotAnInteger => not_an_integer(),
+            ParseError::InvalidExpire => invalid_expire(),
+            ParseError::TooManyTags(max) => too_many_tags(max as i64),
+            ParseError::InvalidLease => invalid_lease(),
+            ParseError::InvalidWait => invalid_wait(),
+            ParseError::InvalidCursor => invalid_cursor(),
+        }
+    }
 }

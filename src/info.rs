@@ -1,20 +1,26 @@
 //! `INFO cache`: totals over all databases as `cache_<field>` lines, then one
 //! `cache_db<N>:field=value,...` line per database that has entries or traffic.
 
-use crate::commands::{stat_fields, StatValue};
+use crate::server::info::InfoSection;
 use crate::state;
-use crate::stats::Counters;
-use redis_module::raw;
-use std::os::raw::c_int;
+use crate::stats::{stat_fields, Counters, StatValue};
 
-pub extern "C" fn info_callback(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) {
+pub struct Info;
+
+impl InfoSection for Info {
+    fn fields() -> Vec<(String, String)> {
+        fields()
+    }
+}
+
+fn fields() -> Vec<(String, String)> {
     let (total, entries, tags, index_bytes, per_db) = state::with(|s| {
         let mut total = Counters::default();
         let (mut entries, mut tags, mut bytes) = (0u64, 0u64, 0u64);
         let mut per_db = Vec::new();
         for (id, db) in s.dbs() {
-            let c = &db.stats.total;
-            let (e, t) = (db.entries() as u64, db.tags.len() as u64);
+            let c = &db.stats().total;
+            let (e, t) = (db.entries() as u64, db.tag_count() as u64);
             if e == 0 && t == 0 && *c == Counters::default() {
                 continue;
             }
@@ -30,17 +36,22 @@ pub extern "C" fn info_callback(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_re
         }
         (total, entries, tags, bytes, per_db)
     });
-    raw::add_info_section(ctx, None);
-    for (name, value) in stat_fields(&total, entries, tags).iter() {
-        raw::add_info_field_str(ctx, name, &text(value));
+    let mut out: Vec<(String, String)> = stat_fields(&total, entries, tags)
+        .iter()
+        .map(|(name, value)| (name.to_string(), text(value)))
+        .collect();
+    out.push(("index_bytes".to_string(), index_bytes.to_string()));
+    let (in_flight, recent, retries, nodelay) = crate::cluster::sizes();
+    for (name, value) in [
+        ("cluster_in_flight", in_flight as u64),
+        ("cluster_recent_invalidations", recent as u64),
+        ("cluster_send_retries", retries),
+        ("cluster_nodelay_sets", nodelay),
+    ] {
+        out.push((name.to_string(), value.to_string()));
     }
-    raw::add_info_field_str(ctx, "index_bytes", &index_bytes.to_string());
-    let (in_flight, recent) = crate::cluster::sizes();
-    raw::add_info_field_str(ctx, "cluster_in_flight", &in_flight.to_string());
-    raw::add_info_field_str(ctx, "cluster_recent_invalidations", &recent.to_string());
-    for (name, line) in per_db {
-        raw::add_info_field_str(ctx, &name, &line);
-    }
+    out.extend(per_db);
+    out
 }
 
 fn text(value: &StatValue) -> String {

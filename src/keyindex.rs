@@ -1,122 +1,24 @@
 //! A database's entry keys: ordered, so a pattern walks only the range of its literal prefix,
 //! and numbered, so tag sets hold 4-byte ids instead of names.
 //!
-//! Each key name is stored once, in one allocation behind a thin pointer (its length, then its
-//! bytes); the id table points at these. The order is kept by blocks of up to `BLOCK_MAX`
-//! 4-byte ids sorted by name, in a B-tree keyed by each block's first name: about 8 bytes per
-//! key instead of a tree slot per key. A lookup by name is a search over the blocks then
-//! within one (O(log n)); an insert or a removal adds a move of at most `BLOCK_MAX` ids; by
-//! id, O(1).
+//! Each key name is stored once, in the id table. The order is kept by blocks of up to
+//! `BLOCK_MAX` 4-byte ids sorted by name, in a B-tree keyed by a copy of each block's first
+//! name: about 7 bytes per key instead of a tree slot and a second copy of the name. A lookup
+//! by name is a search over the blocks then within one (O(log n)); an insert or a removal adds
+//! a move of at most `BLOCK_MAX` ids; a lookup by id is O(1).
 
 use crate::memberset::KeyId;
-use std::alloc::{self, Layout};
-use std::borrow::Borrow;
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::ptr::NonNull;
 
-/// Bytes before the name in its allocation: its length (u32).
-const HEADER: usize = 4;
-/// A block splits in two beyond this many ids...
+/// A block splits in two when an id arrives while it holds this many...
 const BLOCK_MAX: usize = 64;
 /// ...and merges with the next one below this many, when both fit in one.
 const BLOCK_MIN: usize = 16;
-
-/// A pointer to a key name's allocation, `[len: u32][name bytes]`, made by
-/// `Name::alloc` and freed by `Name::free`; the index frees each exactly once, when its key
-/// leaves (or the index is dropped). Compared by the name's bytes.
-#[derive(Clone, Copy)]
-struct Name(NonNull<u8>);
-
-fn layout(len: usize) -> Layout {
-    // A key is at most 512 MB: the size never overflows.
-    Layout::from_size_align(HEADER + len, 4).unwrap_or(Layout::new::<u32>())
-}
-
-impl Name {
-    fn alloc(key: &[u8]) -> Name {
-        let layout = layout(key.len());
-        // SAFETY: the layout has a non-zero size (the header); every byte is written below.
-        unsafe {
-            let Some(p) = NonNull::new(alloc::alloc(layout)) else {
-                alloc::handle_alloc_error(layout)
-            };
-            // A Redis key is at most 512 MB: its length fits.
-            p.cast::<u32>().write(key.len() as u32);
-            std::ptr::copy_nonoverlapping(key.as_ptr(), p.as_ptr().add(HEADER), key.len());
-            Name(p)
-        }
-    }
-
-    /// # Safety
-    /// The name must be live, and never used again.
-    unsafe fn free(self) {
-        let layout = layout(self.bytes().len());
-        alloc::dealloc(self.0.as_ptr(), layout)
-    }
-
-    fn bytes<'a>(&self) -> &'a [u8] {
-        // SAFETY: the index only holds live names, and hands out their bytes borrowed from
-        // itself, so they live as long as the borrow.
-        unsafe {
-            let len = self.0.cast::<u32>().read() as usize;
-            std::slice::from_raw_parts(self.0.as_ptr().add(HEADER), len)
-        }
-    }
-}
-
-impl Borrow<[u8]> for Name {
-    fn borrow(&self) -> &[u8] {
-        self.bytes()
-    }
-}
-
-impl PartialEq for Name {
-    fn eq(&self, other: &Name) -> bool {
-        self.bytes() == other.bytes()
-    }
-}
-
-impl Eq for Name {}
-
-impl PartialOrd for Name {
-    fn partial_cmp(&self, other: &Name) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Name {
-    fn cmp(&self, other: &Name) -> Ordering {
-        self.bytes().cmp(other.bytes())
-    }
-}
-
-#[derive(Default)]
-pub struct KeyIndex {
-    /// Ids sorted by name, in blocks keyed by the name of their first id. No block is empty.
-    blocks: BTreeMap<Name, Vec<KeyId>>,
-    /// Per id: its name (owned), or None for a free id.
-    names: Table,
-    free: Vec<KeyId>,
-    len: usize,
-}
-
-// SAFETY: the index owns every name it points at; nothing is shared outside it.
-unsafe impl Send for KeyIndex {}
-unsafe impl Sync for KeyIndex {}
-
-impl Drop for KeyIndex {
-    fn drop(&mut self) {
-        for name in self.names.pages.drain(..).flatten().flatten() {
-            // SAFETY: each live name is in the table once, and the index goes away.
-            unsafe { name.free() }
-        }
-    }
-}
-
 /// Slots per page of the id table.
 const PAGE: usize = 1024;
+
+type Name = Box<[u8]>;
 
 /// The id table, in pages of `PAGE` slots (the first grows up to a page): never more than a
 /// page unused, and growing never copies the whole table.
@@ -126,12 +28,12 @@ struct Table {
 }
 
 impl Table {
-    fn get(&self, id: KeyId) -> Option<&Option<Name>> {
+    fn get(&self, id: KeyId) -> Option<&[u8]> {
         let id = id as usize;
-        self.pages.get(id / PAGE)?.get(id % PAGE)
+        self.pages.get(id / PAGE)?.get(id % PAGE)?.as_deref()
     }
 
-    fn get_mut(&mut self, id: KeyId) -> Option<&mut Option<Name>> {
+    fn slot(&mut self, id: KeyId) -> Option<&mut Option<Name>> {
         let id = id as usize;
         self.pages.get_mut(id / PAGE)?.get_mut(id % PAGE)
     }
@@ -155,13 +57,35 @@ impl Table {
     }
 
     fn bytes(&self) -> usize {
+        let names: usize = self
+            .pages
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|n| n.len().next_multiple_of(8))
+            .sum();
         self.pages.capacity() * std::mem::size_of::<Vec<Option<Name>>>()
             + self
                 .pages
                 .iter()
                 .map(|p| p.capacity() * std::mem::size_of::<Option<Name>>())
                 .sum::<usize>()
+            + names
     }
+}
+
+#[derive(Default)]
+pub struct KeyIndex {
+    /// Ids sorted by name, in blocks keyed by a copy of their first id's name. None is empty.
+    blocks: BTreeMap<Name, Vec<KeyId>>,
+    /// Per id: its name, or None for a free id.
+    names: Table,
+    free: Vec<KeyId>,
+    len: usize,
+}
+
+fn name_of(names: &Table, id: KeyId) -> &[u8] {
+    names.get(id).unwrap_or_default()
 }
 
 /// Where `key` is or would go in a block: Ok(found at) or Err(insert at).
@@ -169,19 +93,43 @@ fn search(names: &Table, block: &[KeyId], key: &[u8]) -> Result<usize, usize> {
     block.binary_search_by(|&id| name_of(names, id).cmp(key))
 }
 
-fn name_of(names: &Table, id: KeyId) -> &[u8] {
-    match names.get(id) {
-        Some(Some(n)) => n.bytes(),
-        _ => &[],
-    }
-}
-
 /// Makes room for one more by a quarter (at least 4), up to a full block. Only called on a
 /// block that is not full.
 fn grow(block: &mut Vec<KeyId>) {
     if block.len() == block.capacity() {
-        let more = (block.len() / 4).max(4).min(BLOCK_MAX - block.len()).max(1);
+        let more = (block.len() / 4)
+            .max(4)
+            .min(BLOCK_MAX.saturating_sub(block.len()))
+            .max(1);
         block.reserve_exact(more);
+    }
+}
+
+/// The block `key` is in or would go in: the last one starting at or before it, or the first.
+fn block_of<'a>(
+    blocks: &'a BTreeMap<Name, Vec<KeyId>>,
+    key: &[u8],
+) -> Option<(&'a Name, &'a Vec<KeyId>)> {
+    blocks
+        .range::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
+        .next_back()
+        .or_else(|| blocks.iter().next())
+}
+
+fn block_of_mut<'a>(
+    blocks: &'a mut BTreeMap<Name, Vec<KeyId>>,
+    key: &[u8],
+) -> Option<(&'a Name, &'a mut Vec<KeyId>)> {
+    let before = blocks
+        .range::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
+        .next_back()
+        .is_some();
+    if before {
+        blocks
+            .range_mut::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
+            .next_back()
+    } else {
+        blocks.iter_mut().next()
     }
 }
 
@@ -194,78 +142,56 @@ impl KeyIndex {
         self.len == 0
     }
 
-    /// The block `key` is in or would go in: the last one starting at or before it, or the
-    /// first block.
-    fn block_of(&self, key: &[u8]) -> Option<Name> {
-        self.blocks
-            .range::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
-            .next_back()
-            .or_else(|| self.blocks.iter().next())
-            .map(|(first, _)| *first)
-    }
-
     pub fn id(&self, key: &[u8]) -> Option<KeyId> {
-        let first = self.block_of(key)?;
-        let block = self.blocks.get(first.bytes())?;
+        let (_, block) = block_of(&self.blocks, key)?;
         let at = search(&self.names, block, key).ok()?;
         block.get(at).copied()
     }
 
     /// The name of a live id. An id of a removed key may since name another key.
     pub fn name(&self, id: KeyId) -> Option<&[u8]> {
-        Some(self.names.get(id)?.as_ref()?.bytes())
-    }
-
-    /// A new id for `key`, and its name.
-    fn new_name(&mut self, key: &[u8]) -> (KeyId, Name) {
-        // Ids never run out: 2^32 entries would take far more memory than a server has.
-        let id = match self.free.pop() {
-            Some(id) => id,
-            None => self.names.push(),
-        };
-        let name = Name::alloc(key);
-        if let Some(slot) = self.names.get_mut(id) {
-            *slot = Some(name);
-        }
-        self.len += 1;
-        (id, name)
+        self.names.get(id)
     }
 
     /// The key's id, and whether it was added now.
     pub fn insert(&mut self, key: &[u8]) -> (KeyId, bool) {
-        let Some(first) = self.block_of(key) else {
-            let (id, name) = self.new_name(key);
-            self.blocks.insert(name, vec![id]);
-            return (id, true);
-        };
-        let at = match self
-            .blocks
-            .get(first.bytes())
-            .map(|block| search(&self.names, block, key))
-        {
-            Some(Ok(at)) => {
-                let block = &self.blocks[first.bytes()];
-                return (block[at], false);
+        let KeyIndex {
+            blocks,
+            names,
+            free,
+            len,
+        } = self;
+        let new_id = |names: &mut Table, free: &mut Vec<KeyId>, len: &mut usize| {
+            let id = free.pop().unwrap_or_else(|| names.push());
+            if let Some(slot) = names.slot(id) {
+                *slot = Some(Name::from(key));
             }
-            Some(Err(at)) => at,
-            None => return (KeyId::MAX, false),
+            *len += 1;
+            id
         };
-        let (id, name) = self.new_name(key);
-        let Some(block) = self.blocks.get_mut(first.bytes()) else {
+        let Some((first, block)) = block_of_mut(blocks, key) else {
+            let id = new_id(names, free, len);
+            blocks.insert(Name::from(key), vec![id]);
             return (id, true);
         };
+        let at = match search(names, block, key) {
+            Ok(at) => return (block[at], false),
+            Err(at) => at,
+        };
+        let id = new_id(names, free, len);
         if at > 0 && block.len() < BLOCK_MAX {
             // The common case: in place.
             grow(block);
             block.insert(at, id);
             return (id, true);
         }
-        // The block is re-keyed (the key goes first, only in the first block) or split first
-        // (so no block's vector ever holds more than BLOCK_MAX).
-        let Some(mut block) = self.blocks.remove(first.bytes()) else {
+        // The block is re-keyed (the key goes first: only in the first block) or split first,
+        // so no block's vector ever holds more than BLOCK_MAX.
+        let first = first.clone();
+        let Some(mut block) = blocks.remove(&first) else {
             return (id, true);
         };
-        let first = if at == 0 { name } else { first };
+        let first = if at == 0 { Name::from(key) } else { first };
         if block.len() >= BLOCK_MAX {
             let half = block.len() / 2;
             let mut upper = block.split_off(half);
@@ -276,34 +202,35 @@ impl KeyIndex {
             } else {
                 block.insert(at, id);
             }
-            if let Some(Some(head_name)) = upper.first().and_then(|&h| self.names.get(h)) {
-                self.blocks.insert(*head_name, upper);
+            let head = upper.first().map(|&h| Name::from(name_of(names, h)));
+            if let Some(head) = head {
+                blocks.insert(head, upper);
             }
         } else {
             grow(&mut block);
             block.insert(at, id);
         }
-        self.blocks.insert(first, block);
+        blocks.insert(first, block);
         (id, true)
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<KeyId> {
-        let first = self.block_of(key)?;
-        let at = search(&self.names, self.blocks.get(first.bytes())?, key).ok()?;
-        let id = match self.blocks.get_mut(first.bytes()) {
-            Some(block) if at > 0 && block.len() > BLOCK_MIN => {
-                // The common case: in place.
-                let id = block.remove(at);
-                if block.capacity() > block.len() * 2 + 4 {
-                    block.shrink_to_fit();
-                }
-                id
+        let KeyIndex { blocks, names, .. } = self;
+        let (first, block) = block_of_mut(blocks, key)?;
+        let at = search(names, block, key).ok()?;
+        let id = if at > 0 && block.len() > BLOCK_MIN {
+            // The common case: in place.
+            let id = block.remove(at);
+            if block.capacity() > block.len() * 2 + 4 {
+                block.shrink_to_fit();
             }
-            _ => self.remove_rebuilding(first, at)?,
+            id
+        } else {
+            let first = first.clone();
+            self.remove_rebuilding(&first, at)?
         };
-        if let Some(name) = self.names.get_mut(id).and_then(Option::take) {
-            // SAFETY: its id and block entry are gone: nothing points at it any more.
-            unsafe { name.free() }
+        if let Some(slot) = self.names.slot(id) {
+            *slot = None;
         }
         self.len -= 1;
         if self.len == 0 {
@@ -317,43 +244,46 @@ impl KeyIndex {
 
     /// Removes the id at `at` of the block starting at `first`, re-keying the block (its first
     /// name may be the one that goes), dropping it if empty, merging it with the next if small.
-    fn remove_rebuilding(&mut self, first: Name, at: usize) -> Option<KeyId> {
-        // Out of the map while it changes: its key may be the name that goes.
-        let mut block = self.blocks.remove(first.bytes())?;
+    fn remove_rebuilding(&mut self, first: &[u8], at: usize) -> Option<KeyId> {
+        let mut block = self.blocks.remove(first)?;
         let id = block.remove(at);
-        if let Some(&head) = block.first() {
-            if block.len() < BLOCK_MIN {
-                let next = self
-                    .blocks
-                    .range::<[u8], _>((Bound::Excluded(first.bytes()), Bound::Unbounded))
-                    .next()
-                    .filter(|(_, b)| b.len() + block.len() <= BLOCK_MAX)
-                    .map(|(n, _)| *n);
-                if let Some(next) = next.and_then(|n| self.blocks.remove(n.bytes())) {
-                    block.reserve_exact(next.len());
-                    block.extend_from_slice(&next);
-                }
-            }
-            if block.capacity() > block.len() * 2 + 4 {
-                block.shrink_to_fit();
-            }
-            if let Some(Some(head_name)) = self.names.get(head) {
-                self.blocks.insert(*head_name, block);
+        if block.is_empty() {
+            return Some(id);
+        }
+        if block.len() < BLOCK_MIN {
+            let next = self
+                .blocks
+                .range::<[u8], _>((Bound::Excluded(first), Bound::Unbounded))
+                .next()
+                .filter(|(_, b)| b.len() + block.len() <= BLOCK_MAX)
+                .map(|(n, _)| n.clone());
+            if let Some(next) = next.and_then(|n| self.blocks.remove(&n)) {
+                block.reserve_exact(next.len());
+                block.extend_from_slice(&next);
             }
         }
+        if block.capacity() > block.len() * 2 + 4 {
+            block.shrink_to_fit();
+        }
+        let head = if at == 0 {
+            Name::from(name_of(&self.names, block[0]))
+        } else {
+            Name::from(first)
+        };
+        self.blocks.insert(head, block);
         Some(id)
     }
 
     /// Keys from `from` on, in order.
     pub fn range<'a>(&'a self, from: Bound<&'a [u8]>) -> impl Iterator<Item = &'a [u8]> + 'a {
         let start = match from {
-            Bound::Included(k) | Bound::Excluded(k) => self.block_of(k),
+            Bound::Included(k) | Bound::Excluded(k) => block_of(&self.blocks, k).map(|(f, _)| f),
             Bound::Unbounded => None,
         };
         let blocks = match start {
             Some(first) => self
                 .blocks
-                .range::<[u8], _>((Bound::Included(first.bytes()), Bound::Unbounded)),
+                .range::<[u8], _>((Bound::Included(&**first), Bound::Unbounded)),
             None => self.blocks.range::<[u8], _>(..),
         };
         let names = &self.names;
@@ -372,23 +302,18 @@ impl KeyIndex {
         self.range(Bound::Unbounded)
     }
 
-    /// Memory this index holds, names included (estimated: the tree of blocks is small).
+    /// Memory this index holds, names included (estimated: each block also costs a slot in
+    /// the tree and a copy of its first name).
     pub fn overhead_bytes(&self) -> usize {
-        const TREE_SLOT: usize = 48;
-        let names: usize = self
-            .names
-            .pages
-            .iter()
-            .flatten()
-            .flatten()
-            .map(|n| (HEADER + n.bytes().len()).next_multiple_of(8))
-            .sum();
+        const BLOCK_SLOT: usize = 48;
         let blocks: usize = self
             .blocks
-            .values()
-            .map(|b| TREE_SLOT + b.capacity() * std::mem::size_of::<KeyId>())
+            .iter()
+            .map(|(first, b)| {
+                BLOCK_SLOT + first.len() + b.capacity() * std::mem::size_of::<KeyId>()
+            })
             .sum();
-        blocks + names + self.names.bytes() + self.free.capacity() * std::mem::size_of::<KeyId>()
+        blocks + self.names.bytes() + self.free.capacity() * std::mem::size_of::<KeyId>()
     }
 
     /// Checks the blocks' invariants (tests).
@@ -397,7 +322,7 @@ impl KeyIndex {
         let mut total = 0;
         for (first, block) in &self.blocks {
             assert!(!block.is_empty() && block.capacity() <= BLOCK_MAX);
-            assert_eq!(first.bytes(), name_of(&self.names, block[0]));
+            assert_eq!(&**first, name_of(&self.names, block[0]));
             assert!(block
                 .windows(2)
                 .all(|w| name_of(&self.names, w[0]) < name_of(&self.names, w[1])));

@@ -2,37 +2,34 @@
 //! stale-while-revalidate, pattern and tag invalidation without scanning the keyspace, and
 //! hit/miss statistics per database and namespace.
 
-pub mod acl;
 pub mod args;
-pub mod cachetype;
 pub mod channel;
 pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod db;
-pub mod dispatch;
-pub mod docs;
 pub mod entry;
 pub mod error;
 pub mod events;
 pub mod info;
+pub mod invalidation;
 pub mod keyindex;
-pub mod keys;
 pub mod leases;
+pub mod lookup;
 pub mod memberset;
 pub mod pattern;
-pub mod reply;
+pub mod persist;
+pub mod policy;
 pub mod server;
 pub mod state;
 pub mod stats;
 pub mod sweep;
 pub mod waiters;
 
-use cachetype::CACHE_TYPE;
-use dispatch::Command;
 use redis_module::configuration::ConfigurationFlags;
-use redis_module::{raw, redis_module, Context, ModuleOptions, RedisString, Status};
-use std::ffi::CStr;
+use redis_module::{redis_module, Context, ModuleOptions, RedisString, Status};
+use server::command as dispatch;
+use server::datatype::CACHE_TYPE;
 use std::time::Duration;
 
 // Unit tests and fuzz targets run without a server, so without its allocator.
@@ -53,7 +50,7 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         return Status::Err;
     }
     state::with(|s| s.seed(state::os_seed()));
-    if !events::subscribe(ctx) {
+    if !server::events::subscribe::<events::Events>(ctx) {
         ctx.log_warning("cache: could not subscribe to server events");
         return Status::Err;
     }
@@ -61,65 +58,42 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         ctx.log_warning("cache: could not register the commands");
         return Status::Err;
     }
-    docs::register(ctx);
+    server::docs::register(ctx, &commands::COMMANDS);
     if !cluster::init(ctx) {
         ctx.log_warning("cache: could not register the cluster bus receiver");
         return Status::Err;
     }
-    // Replaces the macro's default INFO callback (which would need two more crates).
-    raw::register_info_function(ctx.ctx, Some(info::info_callback));
+    server::info::register::<info::Info>(ctx);
     ctx.create_timer(HOUSEKEEPING, housekeeping, ());
     Status::Ok
 }
 
-entry_point!(set_tagged, commands::set_tagged);
-entry_point!(get_or_mark, commands::get_or_mark);
-entry_point!(get, commands::get);
-entry_point!(invalidate, commands::invalidate);
-entry_point!(invalidate_tag, commands::invalidate_tag);
-entry_point!(stats, commands::stats);
-entry_point!(tags, commands::tags);
-entry_point!(tag_scan, commands::tag_scan);
+fn register_commands(ctx: &Context) -> bool {
+    let commands = &commands::COMMANDS;
+    commands.iter().all(|c| dispatch::register(ctx, c)) && dispatch::add_acl_category(ctx, commands)
+}
 
-/// Every command: name, entry point, flags, key positions (first, last, step).
-const COMMANDS: [Command; 8] = [
-    command(c"cache.settagged", set_tagged, c"write deny-oom", 1),
-    command(c"cache.getormark", get_or_mark, c"write fast", 1),
-    command(c"cache.get", get, c"readonly fast", 1),
-    command(c"cache.invalidate", invalidate, c"write", 0),
-    command(c"cache.invalidatetag", invalidate_tag, c"write", 0),
-    command(c"cache.stats", stats, c"readonly", 0),
-    command(c"cache.tags", tags, c"readonly fast", 1),
-    command(c"cache.tagscan", tag_scan, c"readonly", 0),
-];
-
-/// A command whose only key, if any, is at `key` (0: none).
-const fn command(
-    name: &'static CStr,
-    entry: dispatch::EntryPoint,
-    flags: &'static CStr,
-    key: i32,
-) -> Command {
-    Command {
-        name,
-        entry,
-        flags,
-        first_key: key,
-        last_key: key,
-        key_step: key,
+/// A new `cache.namespace-delimiter` recounts the entries per namespace.
+fn delimiter_changed(
+    _: &redis_module::configuration::ConfigurationContext,
+    _: &str,
+    delimiter: &'static config::Delimiter,
+) {
+    if let Some(byte) = delimiter.take_change() {
+        let max = config::max_namespaces();
+        state::with(|s| {
+            for (_, db) in s.dbs_mut() {
+                db.recount_namespaces(byte, max);
+            }
+        });
     }
 }
 
-fn register_commands(ctx: &Context) -> bool {
-    COMMANDS.iter().all(|c| dispatch::register(ctx, c))
-        && dispatch::add_acl_category(ctx, &COMMANDS)
-}
-
 fn housekeeping(ctx: &Context, _: ()) {
-    let now = keys::now_ms();
+    let now = server::keys::now_ms();
     state::with(|s| {
         for (_, db) in s.dbs_mut() {
-            db.leases.collect(now);
+            db.leases_mut().collect(now);
         }
     });
     ctx.create_timer(HOUSEKEEPING, housekeeping, ());
@@ -144,7 +118,7 @@ redis_module! {
             ["cluster-timeout-ms", &config::CLUSTER_TIMEOUT_MS, 2000, 1, config::MAX_CLUSTER_TIMEOUT_MS, ConfigurationFlags::DEFAULT, None],
         ],
         string: [
-            ["namespace-delimiter", &config::DELIMITER, ":", ConfigurationFlags::DEFAULT, None],
+            ["namespace-delimiter", &config::DELIMITER, ":", ConfigurationFlags::DEFAULT, Some(Box::new(delimiter_changed))],
             ["early-beta", &config::EARLY_BETA, "1.0", ConfigurationFlags::DEFAULT, None],
         ],
         bool: [],

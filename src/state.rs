@@ -92,19 +92,16 @@ pub fn parse_token(text: &[u8]) -> Option<u64> {
     u64::from_str_radix(std::str::from_utf8(text).ok()?, 16).ok()
 }
 
-/// A seed from the OS random source, mixed with the clock in case it is unavailable.
+/// A seed from the OS random source (std seeds its hash keys from it), mixed with the clock.
 pub fn os_seed() -> u64 {
-    let mut buf = [0u8; 8];
-    let got = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
     let clock = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
-    if got == 8 {
-        u64::from_ne_bytes(buf) ^ clock
-    } else {
-        clock ^ u64::from(std::process::id()).rotate_left(32)
-    }
+    hasher.finish() ^ clock
 }
 
 #[cfg(test)]

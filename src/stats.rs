@@ -207,6 +207,62 @@ impl Stats {
     }
 }
 
+/// The names of the counters CACHE.STATS and INFO report, in order: the one list.
+pub const FIELDS: [&str; 17] = [
+    "hits",
+    "stale_hits",
+    "misses",
+    "pending",
+    "hit_ratio",
+    "sets",
+    "sets_refused",
+    "leases_granted",
+    "invalidations",
+    "invalidated",
+    "entries",
+    "tags",
+    "waits",
+    "wait_woken_by_set",
+    "wait_handovers",
+    "wait_timeouts",
+    "early_refreshes",
+];
+
+/// The fields of CACHE.STATS and INFO, in order; `hit_ratio` is text, the rest integers.
+pub fn stat_fields(c: &Counters, entries: u64, tags: u64) -> [(&'static str, StatValue); 17] {
+    use StatValue::{Int, Text};
+    let values = [
+        Int(c.hits),
+        Int(c.stale_hits),
+        Int(c.misses),
+        Int(c.pending),
+        Text(c.hit_ratio()),
+        Int(c.sets),
+        Int(c.sets_refused),
+        Int(c.leases_granted),
+        Int(c.invalidations),
+        Int(c.invalidated),
+        Int(entries),
+        Int(tags),
+        Int(c.waits),
+        Int(c.wait_woken_by_set),
+        Int(c.wait_handovers),
+        Int(c.wait_timeouts),
+        Int(c.early_refreshes),
+    ];
+    let mut i = 0;
+    values.map(|v| {
+        let field = FIELDS[i];
+        i += 1;
+        (field, v)
+    })
+}
+
+pub enum StatValue {
+    Int(u64),
+    Text(String),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,8 +5,8 @@
 
 use crate::config;
 use crate::entry::Freshness;
-use crate::keys::{now_ms, select_db, signal_modified, Content, Key};
 use crate::memberset::Bytes;
+use crate::server::keys::{now_ms, select_db, signal_modified, Content, Keyspace};
 use crate::state;
 use crate::stats::Event;
 use redis_module::{Context, ContextFlags};
@@ -45,7 +45,7 @@ fn next_batch() -> Option<Batch> {
     state::with(|s| {
         let busy: Vec<i32> = s
             .dbs()
-            .filter(|(_, d)| !d.sweeps.is_empty() || !d.pattern_sweeps.is_empty())
+            .filter(|(_, d)| d.has_sweeps())
             .map(|(i, _)| i)
             .collect();
         busy.into_iter().find_map(|db| {
@@ -96,8 +96,9 @@ fn reclaim(ctx: &Context, batch: &Batch, primary: bool) {
     let now = now_ms();
     let db = batch.db;
     let (delimiter, max_ns) = (config::delimiter(), config::max_namespaces());
+    let mut keyspace = Keyspace::of(ctx);
     for name in &batch.keys {
-        let key = Key::open(ctx, name, primary);
+        let mut key = keyspace.open(name, primary);
         let Content::Entry(entry) = key.content() else {
             continue;
         };
@@ -107,7 +108,7 @@ fn reclaim(ctx: &Context, batch: &Batch, primary: bool) {
         let freshness = state::with(|s| {
             let d = s.db(db);
             if counted && primary {
-                d.stats
+                d.stats_mut()
                     .record(name, Event::Invalidated(1), delimiter, max_ns);
             }
             d.freshness(name, entry, now)
@@ -115,7 +116,6 @@ fn reclaim(ctx: &Context, batch: &Batch, primary: bool) {
         if freshness == Freshness::Dead {
             if primary {
                 key.delete();
-                drop(key);
                 ctx.replicate("DEL", &[&**name][..]);
                 signal_modified(ctx, name);
             } else {

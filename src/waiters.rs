@@ -2,15 +2,15 @@
 //! computing. A set wakes them all; a lapsed lease is handed to exactly one of them; the rest
 //! wait on; a timeout answers PENDING; a client that disconnects is forgotten.
 
-use crate::commands::{decide, reply_lookup, Lookup};
 use crate::config;
-use crate::keys::{now_ms, select_db, Content, Key};
-use crate::reply;
+use crate::lookup::{lookup, reply_lookup, Lookup};
+use crate::server::blocking::{self, BlockedClient, Blocker, ClientId};
+use crate::server::keys::{now_ms, select_db, Content, Keyspace};
+use crate::server::reply;
 use crate::state;
 use crate::stats::Event;
-use redis_module::{raw, Context, RedisResult, RedisValue};
+use redis_module::{Context, ContextFlags, RedisResult, RedisValue};
 use std::collections::HashMap;
-use std::os::raw::{c_int, c_void};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ const LAPSE_CHECK: Duration = Duration::from_millis(5);
 const MAX_WAITERS: usize = 100_000;
 
 struct Waiter {
-    bc: *mut raw::RedisModuleBlockedClient,
+    bc: BlockedClient<Wait>,
     lease_ms: i64,
 }
 
@@ -44,9 +44,6 @@ struct Waiting {
     timer_armed: bool,
 }
 
-// Blocked-client handles are used only on the main thread.
-unsafe impl Send for Waiting {}
-
 static WAITING: Mutex<Option<Waiting>> = Mutex::new(None);
 
 fn with<R>(f: impl FnOnce(&mut Waiting) -> R) -> R {
@@ -56,34 +53,21 @@ fn with<R>(f: impl FnOnce(&mut Waiting) -> R) -> R {
 
 fn count(db: i32, key: &[u8], event: Event) {
     let (delimiter, max_ns) = (config::delimiter(), config::max_namespaces());
-    state::with(|s| s.db(db).stats.record(key, event, delimiter, max_ns));
+    state::with(|s| s.db(db).stats_mut().record(key, event, delimiter, max_ns));
 }
 
 /// Blocks the calling client on `key`, or answers PENDING where blocking is not allowed
 /// (MULTI, scripts) or too many clients already wait.
 pub fn block(ctx: &Context, db: i32, key: &[u8], lease_ms: i64, wait_ms: i64) -> RedisResult {
-    let flags = unsafe { raw::RedisModule_GetContextFlags.unwrap()(ctx.ctx) } as u32;
-    let deny = raw::REDISMODULE_CTX_FLAGS_DENY_BLOCKING
-        | raw::REDISMODULE_CTX_FLAGS_MULTI
-        | raw::REDISMODULE_CTX_FLAGS_LUA;
-    if flags & deny != 0 || with(|w| w.count >= MAX_WAITERS) {
+    let deny = ContextFlags::DENY_BLOCKING | ContextFlags::MULTI | ContextFlags::LUA;
+    if ctx.get_flags().intersects(deny) || with(|w| w.count >= MAX_WAITERS) {
         reply_lookup(ctx, &Lookup::Pending, None);
         return Ok(RedisValue::NoReply);
     }
-    let bc = unsafe {
-        raw::RedisModule_BlockClient.unwrap()(
-            ctx.ctx,
-            Some(on_reply),
-            Some(on_timeout),
-            Some(free_private),
-            wait_ms,
-        )
+    let Some(bc) = blocking::block::<Wait>(ctx, wait_ms) else {
+        reply_lookup(ctx, &Lookup::Pending, None);
+        return Ok(RedisValue::NoReply);
     };
-    if bc.is_null() {
-        reply_lookup(ctx, &Lookup::Pending, None);
-        return Ok(RedisValue::NoReply);
-    }
-    unsafe { raw::RedisModule_SetDisconnectCallback.unwrap()(bc, Some(on_disconnect)) };
     count(db, key, Event::Wait);
     with(|w| {
         w.by_key
@@ -104,15 +88,12 @@ fn arm(ctx: &Context) {
 }
 
 fn unblock(waiter: Waiter, db: i32, key: &[u8], wake: Wake) {
-    let private = Box::new(Private {
+    waiter.bc.unblock(Some(Private {
         db,
         key: key.to_vec(),
         lease_ms: waiter.lease_ms,
         wake,
-    });
-    unsafe {
-        raw::RedisModule_UnblockClient.unwrap()(waiter.bc, Box::into_raw(private).cast());
-    }
+    }));
 }
 
 /// A set on `key`: every waiter answers with a fresh lookup.
@@ -139,7 +120,7 @@ fn check_lapses(ctx: &Context, _: ()) {
         if !select_db(ctx, db) {
             continue;
         }
-        let present = match Key::open(ctx, &key, false).content() {
+        let present = match Keyspace::of(ctx).open(&key, false).content() {
             Content::Entry(e) => {
                 state::with(|s| s.db(db).freshness(&key, e, now) != crate::entry::Freshness::Dead)
             }
@@ -149,7 +130,7 @@ fn check_lapses(ctx: &Context, _: ()) {
             wake_on_set(ctx, db, &key);
             continue;
         }
-        if state::with(|s| s.db(db).leases.is_protected(&key, now)) {
+        if state::with(|s| s.db(db).is_protected(&key, now)) {
             continue;
         }
         let next = with(|w| {
@@ -164,7 +145,7 @@ fn check_lapses(ctx: &Context, _: ()) {
             first
         });
         if let Some(waiter) = next {
-            if let Lookup::Miss(token) = decide(db, &key, None, waiter.lease_ms, now) {
+            if let Lookup::Miss(token) = lookup(db, &key, None, waiter.lease_ms, now) {
                 count(db, &key, Event::Handover);
                 unblock(waiter, db, &key, Wake::Handover(token));
             } else {
@@ -188,15 +169,16 @@ fn check_lapses(ctx: &Context, _: ()) {
     }
 }
 
-/// Drops a blocked client from the lists; returns the database and key it waited on.
-fn forget(bc: *mut raw::RedisModuleBlockedClient) -> Option<(i32, Vec<u8>)> {
+/// Drops a blocked client from the lists; returns the database and key it waited on, and its
+/// handle, still to be unblocked.
+fn forget(client: ClientId) -> Option<(i32, Vec<u8>, BlockedClient<Wait>)> {
     with(|w| {
         let mut found = None;
         w.by_key.retain(|(db, key), list| {
-            let before = list.len();
-            list.retain(|waiter| waiter.bc != bc);
-            if list.len() != before {
-                found = Some((*db, key.clone()));
+            if found.is_none() {
+                if let Some(at) = list.iter().position(|waiter| waiter.bc.id() == client) {
+                    found = Some((*db, key.clone(), list.remove(at).bc));
+                }
             }
             !list.is_empty()
         });
@@ -207,70 +189,52 @@ fn forget(bc: *mut raw::RedisModuleBlockedClient) -> Option<(i32, Vec<u8>)> {
     })
 }
 
-extern "C" fn on_reply(
-    ctx: *mut raw::RedisModuleCtx,
-    _argv: *mut *mut raw::RedisModuleString,
-    _argc: c_int,
-) -> c_int {
-    let ctx = Context::new(ctx);
-    let private =
-        unsafe { raw::RedisModule_GetBlockedClientPrivateData.unwrap()(ctx.ctx) }.cast::<Private>();
-    let Some(private) = (unsafe { private.as_ref() }) else {
-        reply_lookup(&ctx, &Lookup::Pending, None);
-        return raw::REDISMODULE_OK as c_int;
-    };
-    match private.wake {
-        Wake::Handover(token) => reply_lookup(&ctx, &Lookup::Miss(token), None),
-        Wake::Set => {
-            let key = Key::open(&ctx, &private.key, false);
-            let entry = match key.content() {
-                Content::Entry(e) => Some(&*e),
-                _ => None,
-            };
-            let lookup = decide(private.db, &private.key, entry, private.lease_ms, now_ms());
-            reply_lookup(&ctx, &lookup, entry.map(crate::entry::Entry::value));
+/// The server's callbacks for clients blocked by WAIT.
+struct Wait;
+
+impl Blocker for Wait {
+    type Private = Private;
+
+    fn on_reply(ctx: &Context, private: Option<&Private>) {
+        let Some(private) = private else {
+            reply_lookup(ctx, &Lookup::Pending, None);
+            return;
+        };
+        match private.wake {
+            Wake::Handover(token) => reply_lookup(ctx, &Lookup::Miss(token), None),
+            Wake::Set => {
+                let mut keyspace = Keyspace::of(ctx);
+                let mut key = keyspace.open(&private.key, false);
+                let entry = match key.content() {
+                    Content::Entry(e) => Some(&*e),
+                    _ => None,
+                };
+                let found = lookup(private.db, &private.key, entry, private.lease_ms, now_ms());
+                reply_lookup(ctx, &found, entry.map(crate::entry::Entry::value));
+            }
         }
     }
-    raw::REDISMODULE_OK as c_int
-}
 
-extern "C" fn on_timeout(
-    ctx: *mut raw::RedisModuleCtx,
-    _argv: *mut *mut raw::RedisModuleString,
-    _argc: c_int,
-) -> c_int {
-    let ctx = Context::new(ctx);
-    let bc = unsafe { raw::RedisModule_GetBlockedClientHandle.unwrap()(ctx.ctx) };
-    if let Some((db, key)) = forget(bc) {
-        count(db, &key, Event::WaitTimeout);
-        release(bc);
+    fn on_timeout(ctx: &Context, client: ClientId) {
+        if let Some((db, key, bc)) = forget(client) {
+            count(db, &key, Event::WaitTimeout);
+            release(bc);
+        }
+        reply::array(ctx, 3);
+        reply::bulk(ctx, b"PENDING");
+        reply::null(ctx);
+        reply::null(ctx);
     }
-    reply::array(&ctx, 3);
-    reply::bulk(&ctx, b"PENDING");
-    reply::null(&ctx);
-    reply::null(&ctx);
-    raw::REDISMODULE_OK as c_int
-}
 
-extern "C" fn on_disconnect(
-    _ctx: *mut raw::RedisModuleCtx,
-    bc: *mut raw::RedisModuleBlockedClient,
-) {
-    if forget(bc).is_some() {
-        release(bc);
+    fn on_disconnect(client: ClientId) {
+        if let Some((_, _, bc)) = forget(client) {
+            release(bc);
+        }
     }
 }
 
 /// Every blocked client must be unblocked once, even after a timeout or a disconnect, or the
 /// server keeps its handle. Waiters woken by the module were unblocked when taken off the list.
-fn release(bc: *mut raw::RedisModuleBlockedClient) {
-    unsafe {
-        raw::RedisModule_UnblockClient.unwrap()(bc, std::ptr::null_mut());
-    }
-}
-
-extern "C" fn free_private(_ctx: *mut raw::RedisModuleCtx, private: *mut c_void) {
-    if !private.is_null() {
-        drop(unsafe { Box::from_raw(private.cast::<Private>()) });
-    }
+fn release(bc: BlockedClient<Wait>) {
+    bc.unblock(None);
 }

@@ -1,19 +1,34 @@
 """Helpers shared by the integration tests (talk to the module through a resp.RawClient)."""
 
+import threading
 import time
 
 from resp import S, Err, Map, pairs
 
 OK = S("OK")
-STAT_FIELDS = [
-    "hits", "stale_hits", "misses", "pending", "hit_ratio", "sets", "sets_refused",
-    "leases_granted", "invalidations", "invalidated", "entries", "tags",
-]
 PLAIN_TYPES = {"string", "list", "set", "zset", "hash", "stream", "none"}
 WRONGTYPE = Err("WRONGTYPE Operation against a key holding the wrong kind of value")
 SYNTAX = Err("ERR syntax error")
 NOT_INT = Err("ERR value is not an integer or out of range")
 BAD_EXPIRE = Err("ERR invalid expire time in 'cache.settagged' command")
+
+
+def stat_fields(r):
+    """The counter names, in order, as the module reports them (CACHE.STATS): the one list
+    lives in src/stats.rs; tests read it from the module instead of repeating it."""
+    return [k.decode() if isinstance(k, bytes) else str(k) for k, _ in pairs(r.cmd("CACHE.STATS"))]
+
+
+def documented_stat_fields():
+    """The field order README.md promises for CACHE.STATS ("fields in this order: ...")."""
+    import os
+    import re
+    readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "README.md")
+    text = open(readme).read()
+    start = text.index("fields in\nthis order:") if "fields in\nthis order:" in text \
+        else text.index("fields in this order:")
+    paragraph = text[start:text.index("`NAMESPACE name`", start)]
+    return re.findall(r"`([a-z_]+)`", paragraph)
 
 
 def arity(cmd):
@@ -137,8 +152,45 @@ def snapshot(r):
     return state, stats(r)
 
 
+def token_of(reply, state):
+    """The token of a GETORMARK reply in `state` (asserting both)."""
+    assert isinstance(reply, list) and len(reply) == 3, reply
+    assert reply[0] == state.encode(), reply
+    tok = reply[2]
+    assert isinstance(tok, bytes) and tok, reply
+    return tok
+
+
+def wait_in_thread(server, *args):
+    """Runs CACHE.GETORMARK *args on a new connection in a thread; returns (thread, out) where
+    out gets "reply" and "elapsed"."""
+    c = server.raw()
+    out = {}
+
+    def run():
+        t0 = time.monotonic()
+        out["reply"] = c.cmd("CACHE.GETORMARK", *args)
+        out["elapsed"] = time.monotonic() - t0
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    return th, out
+
+
+def wait_blocked(server, n=1):
+    """Waits (up to 5 s) until at least `n` clients are blocked."""
+    def blocked():
+        info = server.info("clients")
+        return int(info.get("blocked_clients", "0")) >= n
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not blocked():
+        time.sleep(0.01)
+    assert blocked(), "client did not block"
+
+
 __all__ = [
-    "OK", "S", "Err", "Map", "STAT_FIELDS", "WRONGTYPE", "SYNTAX", "NOT_INT", "BAD_EXPIRE", "arity",
+    "token_of", "wait_in_thread", "wait_blocked",
+    "OK", "S", "Err", "Map", "stat_fields", "documented_stat_fields", "WRONGTYPE", "SYNTAX", "NOT_INT", "BAD_EXPIRE", "arity",
     "settag", "must_set", "gom", "stats", "decode_fields", "tagscan_all", "key_type", "all_keys",
     "entry_keys", "check_index", "wait_until", "snapshot", "pairs",
 ]

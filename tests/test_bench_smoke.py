@@ -13,7 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SECTIONS = ["1 hit path", "2 set path", "3 tag invalidation", "4 pattern invalidation", "5 memory",
-            "6 mixed load", "7 stampede", "8 early refresh"]
+            "6 mixed load", "7 stampede", "8 early refresh", "9 cluster"]
 
 
 @pytest.mark.skipif(shutil.which(os.environ.get("REDIS_BENCHMARK", "redis-benchmark")) is None,

@@ -1,71 +1,23 @@
 """Command metadata of the cache module: COMMAND DOCS, COMMAND INFO, COMMAND GETKEYS.
 
-Self-contained: starts its own server on a free port (never 6379) with the module loaded.
-  CACHE_MODULE  path of the module (default: <repo>/target/release/librediscache.so)
-  REDIS_SERVER  server binary (default: redis-server; a valkey-server works too)
+Starts one server for the file through the shared launcher (tests/_server.py: CACHE_MODULE,
+REDIS_SERVER).
 """
-
-import os
-import socket
-import subprocess
-import tempfile
-import time
-from pathlib import Path
 
 import pytest
 import redis
 
-REPO = Path(__file__).resolve().parent.parent
-MODULE = os.environ.get("CACHE_MODULE", str(REPO / "target/release/librediscache.so"))
-SERVER = os.environ.get("REDIS_SERVER", "redis-server")
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(log_path):
-    """Starts a server; returns (process, port). Retries when the port was taken meanwhile."""
-    for _ in range(3):
-        port = _free_port()
-        log = open(log_path, "w")
-        proc = subprocess.Popen(
-            [SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--loadmodule", MODULE],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-        log.close()
-        client = redis.Redis(port=port, protocol=2)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                client.ping()
-                return proc, port
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-    pytest.fail("server did not start:\n" + Path(log_path).read_text())
+from _server import Server
 
 
 @pytest.fixture(scope="module")
 def r():
-    with tempfile.TemporaryDirectory() as tmp:
-        proc, port = _start(os.path.join(tmp, "server.log"))
-        client = redis.Redis(port=port, protocol=2, decode_responses=True)
+    with Server() as srv:
+        client = srv.client(protocol=2, decode_responses=True)
         try:
             yield client
         finally:
             client.close()
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def pairs(flat):
@@ -290,3 +242,14 @@ def test_acl_selectors_follow_key_specs(r):
                     c.execute_command(*cmd)
         finally:
             c.close()
+
+
+def test_readme_lists_every_registered_command(r):
+    """README's command reference has one section per command the module registers (the
+    command table in src/commands.rs), and no section for a command that does not exist."""
+    import re
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    documented = {m.lower() for m in re.findall(r"^### (CACHE\.[A-Z]+)", readme, re.M)}
+    registered = set(r.execute_command("COMMAND LIST", "FILTERBY", "MODULE", "cache"))
+    assert registered and documented == registered

@@ -3,15 +3,8 @@
 import threading
 import time
 
-from cachelib import OK, S, Err, settag, must_set, gom, stats, WRONGTYPE
-
-
-def token_of(reply, state):
-    assert isinstance(reply, list) and len(reply) == 3, reply
-    assert reply[0] == state.encode(), reply
-    tok = reply[2]
-    assert isinstance(tok, bytes) and tok, reply
-    return tok
+from cachelib import (OK, S, Err, settag, must_set, gom, stats, WRONGTYPE, token_of,
+                      wait_in_thread, wait_blocked)
 
 
 def test_miss_pending_set_hit(server):
@@ -144,35 +137,11 @@ def test_wrongtype(r):
     assert stats(r)["misses"] == 0
 
 
-def _wait_in_thread(server, *args):
-    c = server.raw()
-    out = {}
-
-    def run():
-        t0 = time.monotonic()
-        out["reply"] = c.cmd("CACHE.GETORMARK", *args)
-        out["elapsed"] = time.monotonic() - t0
-
-    th = threading.Thread(target=run, daemon=True)
-    th.start()
-    return th, out
-
-
-def _wait_blocked(server, n=1):
-    def blocked():
-        info = server.info("clients")
-        return int(info.get("blocked_clients", "0")) >= n
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and not blocked():
-        time.sleep(0.01)
-    assert blocked(), "client did not block"
-
-
 def test_wait_woken_by_set(server):
     a = server.raw()
     t = token_of(gom(a, "k", "LEASE", "5000"), "MISS")
-    th, out = _wait_in_thread(server, "k", "WAIT", "3000")
-    _wait_blocked(server)
+    th, out = wait_in_thread(server, "k", "WAIT", "3000")
+    wait_blocked(server)
     assert settag(a, "k", "v", "LEASE", t) == OK
     th.join(5)
     assert out["reply"] == [b"HIT", b"v", None]
@@ -183,8 +152,8 @@ def test_wait_woken_by_set(server):
 def test_wait_several_clients_woken(server):
     a = server.raw()
     t = token_of(gom(a, "k", "LEASE", "5000"), "MISS")
-    waiters = [_wait_in_thread(server, "k", "WAIT", "3000") for _ in range(3)]
-    _wait_blocked(server, 3)
+    waiters = [wait_in_thread(server, "k", "WAIT", "3000") for _ in range(3)]
+    wait_blocked(server, 3)
     assert settag(a, "k", "v", "LEASE", t) == OK
     for th, out in waiters:
         th.join(5)
@@ -194,7 +163,7 @@ def test_wait_several_clients_woken(server):
 def test_wait_timeout_gives_pending(server):
     a = server.raw()
     token_of(gom(a, "k", "LEASE", "5000"), "MISS")
-    th, out = _wait_in_thread(server, "k", "WAIT", "200")
+    th, out = wait_in_thread(server, "k", "WAIT", "200")
     th.join(5)
     assert out["reply"] == [b"PENDING", None, None]
     assert 0.15 < out["elapsed"] < 2.0
@@ -203,7 +172,7 @@ def test_wait_timeout_gives_pending(server):
 def test_wait_lease_lapse_gives_miss(server):
     a = server.raw()
     t1 = token_of(gom(a, "k", "LEASE", "200"), "MISS")
-    th, out = _wait_in_thread(server, "k", "WAIT", "3000")
+    th, out = wait_in_thread(server, "k", "WAIT", "3000")
     th.join(5)
     t2 = token_of(out["reply"], "MISS")
     assert t2 != t1
@@ -239,7 +208,7 @@ def test_wait_client_disconnect_is_harmless(server):
     t = token_of(gom(a, "k", "LEASE", "5000"), "MISS")
     c = server.raw()
     c.send("CACHE.GETORMARK", "k", "WAIT", "3000")
-    _wait_blocked(server)
+    wait_blocked(server)
     c.close()
     time.sleep(0.1)
     assert settag(a, "k", "v", "LEASE", t) == OK

@@ -168,6 +168,32 @@ def test_subscribers_on_a_replica_get_each_message_once(make_server):
     assert listener.drain(quiet=1.0) == [(CHANNEL, b"softtag t"), (CHANNEL, b"pattern k")]
 
 
+def test_a_restricted_users_invalidation_on_a_replica(make_server):
+    """A user limited to ~a:* invalidates only its keys, on the replica too (the replica gets
+    per-key commands, which carry no user), and replica subscribers still get the message."""
+    p, rep = make_server("primary"), make_server("replica")
+    rep.replicaof(p)
+    rep.wait_sync(p)
+    r = p.raw()
+    assert r.cmd("ACL", "SETUSER", "ta", "on", ">pw", "~a:*", "+@all") == OK
+    for k in ("a:1", "a:2", "b:1"):
+        must_set(r, k, "v", tags=["t"])
+    listener = Listener(rep, channels=(CHANNEL,))
+    u = p.raw()
+    assert u.cmd("AUTH", "ta", "pw") == OK
+    assert u.cmd("CACHE.INVALIDATETAG", "t", "SOFT") == 2
+    assert u.cmd("CACHE.INVALIDATETAG", "t") == 2
+    assert r.cmd("WAIT", 1, 5000) == 1
+    got = listener.drain(quiet=1.0)
+    # The per-key SOFT invalidations announce themselves there too (README: a limit).
+    assert sorted(got[:2]) == [(CHANNEL, b"softpattern a:1"), (CHANNEL, b"softpattern a:2")], got
+    assert got[2:] == [(CHANNEL, b"softtag t"), (CHANNEL, b"tag t")], got
+    rr = rep.raw()
+    assert rr.cmd("CACHE.GET", "b:1") == b"v", "another user's entry stays on the replica"
+    assert rr.cmd("CACHE.GET", "a:1") is None and rr.cmd("CACHE.GET", "a:2") is None
+    assert rr.cmd("CACHE.TAGSCAN", "t", 0) == [b"0", [b"b:1"]]
+
+
 # --- key signals (CLIENT TRACKING) ------------------------------------------------------------
 
 def test_signals_for_set_delete_and_soft_invalidation(server):

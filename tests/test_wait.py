@@ -3,15 +3,15 @@ waiting, the wait counters, a replica, and COST surviving persistence and replic
 
 import time
 
-from cachelib import OK, S, settag, gom, stats, wait_until
-from test_getormark import token_of, _wait_in_thread, _wait_blocked
+from cachelib import (OK, S, settag, gom, stats, wait_until, token_of, wait_in_thread,
+                      wait_blocked)
 
 
 def test_lapse_hands_over_to_exactly_one(server):
     a = server.raw()
     token_of(gom(a, "k", "LEASE", "300"), "MISS")
-    waiters = [_wait_in_thread(server, "k", "WAIT", "3000", "LEASE", "5000") for _ in range(4)]
-    _wait_blocked(server, 4)
+    waiters = [wait_in_thread(server, "k", "WAIT", "3000", "LEASE", "5000") for _ in range(4)]
+    wait_blocked(server, 4)
     # One waiter gets the lease when the first lapses; the rest wait for its value.
     wait_until(lambda: sum("reply" in out for _, out in waiters) == 1, timeout=3, what="hand-over")
     time.sleep(0.3)
@@ -30,8 +30,8 @@ def test_lapse_hands_over_to_exactly_one(server):
 def test_invalidation_while_waiting_keeps_waiters_waiting(server):
     a = server.raw()
     old = token_of(gom(a, "k", "LEASE", "5000"), "MISS")
-    th, out = _wait_in_thread(server, "k", "WAIT", "3000", "LEASE", "5000")
-    _wait_blocked(server)
+    th, out = wait_in_thread(server, "k", "WAIT", "3000", "LEASE", "5000")
+    wait_blocked(server)
     # The computation in flight read data that just changed: its token is void, and the
     # waiter is handed a fresh lease instead of ever seeing the stale value.
     assert a.cmd("CACHE.INVALIDATE", "k") == 0
@@ -45,7 +45,7 @@ def test_invalidation_while_waiting_keeps_waiters_waiting(server):
 def test_wait_timeout_counted(server):
     a = server.raw()
     token_of(gom(a, "ns:k", "LEASE", "5000"), "MISS")
-    th, out = _wait_in_thread(server, "ns:k", "WAIT", "100")
+    th, out = wait_in_thread(server, "ns:k", "WAIT", "100")
     th.join(5)
     assert out["reply"] == [b"PENDING", None, None]
     st = stats(a)

@@ -11,7 +11,7 @@
 use libfuzzer_sys::fuzz_target;
 use rediscache::args::{self, Freshness, MAX_COST_MS, MAX_LEASE_MS, MAX_SCAN_COUNT, MAX_TIME_MS};
 use rediscache::args::{MAX_ABSOLUTE_MS, MAX_WAIT_MS};
-use rediscache::cachetype::replication_args;
+use rediscache::persist::replication_args;
 use rediscache::entry::{Entry, FOREVER};
 
 const WORDS: &[&str] = &[

@@ -1,4 +1,4 @@
-//! Decoding a saved entry (src/cachetype.rs `decode_entry`, what `rdb_load` runs) from the
+//! Decoding a saved entry (src/persist.rs `decode_entry`, what `rdb_load` runs) from the
 //! plain-bytes reader: any input is refused or decoded, never a panic, and what decodes
 //! encodes back to the bytes it was read from (flag bits other than "dead" aside).
 //!
@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rediscache::cachetype::{decode_entry, SliceReader};
+use rediscache::persist::{decode_entry, SliceReader};
 use rediscache::entry::Entry;
 
 fn encode(e: &Entry, flags: u64) -> Vec<u8> {

@@ -198,6 +198,13 @@ impl<H: Copy + PartialEq> Pending<H> {
         self.by_id.is_empty()
     }
 
+    /// True while request `id` awaits `node`.
+    pub fn awaits(&self, id: u64, node: &NodeId) -> bool {
+        self.by_id
+            .get(&id)
+            .is_some_and(|f| f.waiting.contains(node))
+    }
+
     /// Records a command that asked `targets` (and counts `missing` as not answering), with
     /// `acc` holding this node's own result; `own` tells whether this node's result counts as
     /// one of the slot owners.
@@ -289,7 +296,9 @@ mod tests {
         else {
             panic!("should wait");
         };
+        assert!(p.awaits(1, &node(1)) && !p.awaits(1, &node(9)) && !p.awaits(2, &node(1)));
         assert_eq!(p.answer(1, &node(1), Answer::Count(4)), None);
+        assert!(!p.awaits(1, &node(1)));
         assert_eq!(p.answer(1, &node(1), Answer::Count(4)), None, "duplicate");
         assert_eq!(p.answer(1, &node(9), Answer::Count(4)), None, "stranger");
         assert_eq!(p.answer(2, &node(2), Answer::Count(4)), None, "other id");

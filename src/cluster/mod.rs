@@ -11,50 +11,126 @@
 pub mod fanout;
 pub mod message;
 pub mod recent;
+pub mod remember;
 pub mod targets;
 
-use crate::acl::{Access, Intent};
 use crate::args::{StatsQuery, TagScan};
-use crate::commands;
 use crate::config;
 use crate::entry::Entry;
-use crate::keys::select_db;
-use crate::pattern::Matcher;
-use crate::reply;
+use crate::invalidation;
+use crate::server::acl::{Access, Intent};
 use crate::server::cluster_bus::{self as bus, Blocked};
+use crate::server::keys::select_db;
+use crate::server::reply;
 use crate::state;
 use crate::stats::Counters;
 pub use fanout::Acc;
 use fanout::{NodeId, Outcome, Pending, Started};
 pub use message::Op;
 use message::{Answer, Message, Reply, Request, StatWords, StatsScope, STAT_WORDS};
-use recent::{Recent, Record, Target};
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisValue};
+use remember::{recent, window_ms};
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use targets::Topology;
 
 static PENDING: Mutex<Option<Pending<Blocked>>> = Mutex::new(None);
-static RECENT: Mutex<Option<Recent>> = Mutex::new(None);
+/// Requests the server could not hand to a node's link yet (a link being re-established after
+/// a reconnect or a restart): retried every RETRY_EVERY while their command still waits.
+static UNSENT: Mutex<Vec<Unsent>> = Mutex::new(Vec::new());
+static RETRY_ARMED: AtomicBool = AtomicBool::new(false);
+/// Requests that could not be handed to a link at once (INFO cache_cluster_send_retries).
+static SEND_RETRIES: AtomicU64 = AtomicU64::new(0);
+/// How many times TCP_NODELAY was set on a bus link (INFO cache_cluster_nodelay_sets).
+static NODELAY_SET: AtomicU64 = AtomicU64::new(0);
+const RETRY_EVERY: Duration = Duration::from_millis(20);
+/// Bounds the queue of unsent requests (each holds its payload).
+const MAX_UNSENT: usize = 30_000;
+
+struct Unsent {
+    id: u64,
+    node: NodeId,
+    payload: Arc<[u8]>,
+}
 
 fn pending<R>(f: impl FnOnce(&mut Pending<Blocked>) -> R) -> R {
     let mut guard = PENDING.lock().unwrap_or_else(|p| p.into_inner());
     f(guard.get_or_insert_with(Pending::default))
 }
 
-fn recent<R>(f: impl FnOnce(&mut Recent) -> R) -> R {
-    let mut guard = RECENT.lock().unwrap_or_else(|p| p.into_inner());
-    f(guard.get_or_insert_with(Recent::default))
+/// (cluster-wide commands in flight, recent invalidations remembered, sends retried), for
+/// INFO.
+pub fn sizes() -> (usize, usize, u64, u64) {
+    (
+        pending(|p| p.len()),
+        recent(|r| r.len()),
+        SEND_RETRIES.load(Ordering::Relaxed),
+        NODELAY_SET.load(Ordering::Relaxed),
+    )
 }
 
-/// (cluster-wide commands in flight, recent invalidations remembered), for INFO.
-pub fn sizes() -> (usize, usize) {
-    (pending(|p| p.len()), recent(|r| r.len()))
-}
-
-/// Registers the cluster bus receiver on a cluster-enabled server (nothing otherwise).
+/// Registers the cluster bus receiver on a cluster-enabled server (nothing otherwise), and
+/// starts the timer that keeps Nagle's algorithm off the cluster bus links.
 pub fn init(ctx: &Context) -> bool {
-    !bus::enabled(ctx) || bus::register_receiver(ctx)
+    if !bus::enabled(ctx) {
+        return true;
+    }
+    if !bus::register_receiver(ctx) {
+        return false;
+    }
+    ctx.create_timer(LINK_SCAN_EVERY, scan_links, ());
+    true
+}
+
+/// The server leaves its outbound cluster bus links with Nagle's algorithm on (7.0, Valkey
+/// 9): a request written while an earlier small message on the same link awaits its delayed
+/// ACK waits up to 40 ms. Every LINK_SCAN_EVERY, LINK_SCAN_FDS descriptors are checked and the
+/// links among them get TCP_NODELAY, so a new link is found within a few seconds even on a
+/// server with thousands of clients, at a bounded cost per tick.
+const LINK_SCAN_EVERY: Duration = Duration::from_millis(100);
+const LINK_SCAN_FDS: i32 = 512;
+
+struct LinkScan {
+    next_fd: i32,
+    /// The highest descriptor found open in this pass; the pass ends well past it.
+    highest: i32,
+    ports: Vec<u16>,
+    ticks: u32,
+}
+
+static LINK_SCAN: Mutex<LinkScan> = Mutex::new(LinkScan {
+    next_fd: 0,
+    highest: 0,
+    ports: Vec::new(),
+    ticks: 0,
+});
+
+/// Descriptors past the highest open one that a pass still checks before it starts over.
+const LINK_SCAN_SLACK: i32 = 256;
+
+fn scan_links(ctx: &Context, _: ()) {
+    let mut scan = LINK_SCAN.lock().unwrap_or_else(|p| p.into_inner());
+    // The bus ports change as nodes join: read them again every second.
+    if scan.ticks.is_multiple_of(10) {
+        scan.ports = bus::bus_ports(ctx);
+    }
+    scan.ticks = scan.ticks.wrapping_add(1);
+    let to = scan.next_fd.saturating_add(LINK_SCAN_FDS);
+    let (set, highest) = bus::nodelay_links(&scan.ports, scan.next_fd, to);
+    NODELAY_SET.fetch_add(set as u64, Ordering::Relaxed);
+    if let Some(h) = highest {
+        scan.highest = scan.highest.max(h);
+    }
+    if to > scan.highest.saturating_add(LINK_SCAN_SLACK) {
+        scan.next_fd = 0;
+        scan.highest = 0;
+    } else {
+        scan.next_fd = to;
+    }
+    drop(scan);
+    ctx.create_timer(LINK_SCAN_EVERY, scan_links, ());
 }
 
 /// Where a keyless command acts.
@@ -156,15 +232,19 @@ fn ask(
         .ok_or(RedisError::Str("ERR request too large for the cluster bus"))?;
     let mut asked = Vec::new();
     let mut missing = Vec::new();
+    let mut unsent = Vec::new();
     for node in targets {
         // A node marked failing is not waited for (it is named in the reply), but still told:
         // if it comes back, it applies the invalidation too.
         let failing = bus::failing(ctx, &node);
         let sent = bus::send(ctx, &node, &payload);
-        if sent && !failing {
-            asked.push(node);
-        } else {
+        if failing {
             missing.push(node);
+        } else {
+            if !sent {
+                unsent.push(node);
+            }
+            asked.push(node);
         }
     }
     if asked.is_empty() {
@@ -178,11 +258,51 @@ fn ask(
         return Err(RedisError::Str("ERR could not block the client"));
     };
     match pending(|p| p.start(id, bc, acc, asked, missing, own)) {
-        Started::Waiting => {}
+        Started::Waiting => retry_later(ctx, id, unsent, &payload),
         Started::Done(outcome) => bus::unblock(bc, Some(outcome)),
         Started::Refused => bus::unblock(bc, None),
     }
     Ok(RedisValue::NoReply)
+}
+
+/// Queues the requests for `nodes` that could not be sent (their command waits on until its
+/// timeout; a retry that gets through in time still completes it).
+fn retry_later(ctx: &Context, id: u64, nodes: Vec<NodeId>, payload: &[u8]) {
+    if nodes.is_empty() {
+        return;
+    }
+    SEND_RETRIES.fetch_add(nodes.len() as u64, Ordering::Relaxed);
+    let payload: Arc<[u8]> = Arc::from(payload);
+    let mut queue = UNSENT.lock().unwrap_or_else(|p| p.into_inner());
+    for node in nodes {
+        if queue.len() < MAX_UNSENT {
+            queue.push(Unsent {
+                id,
+                node,
+                payload: payload.clone(),
+            });
+        }
+    }
+    drop(queue);
+    if !RETRY_ARMED.swap(true, Ordering::Relaxed) {
+        ctx.create_timer(RETRY_EVERY, retry_unsent, ());
+    }
+}
+
+fn retry_unsent(ctx: &Context, _: ()) {
+    let queue = std::mem::take(&mut *UNSENT.lock().unwrap_or_else(|p| p.into_inner()));
+    let left: Vec<Unsent> = queue
+        .into_iter()
+        .filter(|u| pending(|p| p.awaits(u.id, &u.node)) && !bus::send(ctx, &u.node, &u.payload))
+        .collect();
+    let mut queue = UNSENT.lock().unwrap_or_else(|p| p.into_inner());
+    queue.extend(left);
+    let again = !queue.is_empty();
+    drop(queue);
+    RETRY_ARMED.store(again, Ordering::Relaxed);
+    if again {
+        ctx.create_timer(RETRY_EVERY, retry_unsent, ());
+    }
 }
 
 /// Replies to a client with what its command gathered.
@@ -195,18 +315,18 @@ pub fn reply_outcome(ctx: &Context, outcome: Option<&Outcome>) {
         Outcome::Count(n) => reply::int(ctx, *n),
         Outcome::Stats(words) => {
             let (c, entries, tags) = from_words(words);
-            commands::reply_fields(ctx, &commands::stat_fields(&c, entries, tags));
+            invalidation::reply_fields(ctx, &crate::stats::stat_fields(&c, entries, tags));
         }
         Outcome::Namespaces(all) => {
             reply::map(ctx, all.len());
             for (name, words) in all {
                 let (c, entries, _) = from_words(words);
                 reply::bulk(ctx, name);
-                commands::reply_fields(ctx, &commands::stat_fields(&c, entries, 0));
+                invalidation::reply_fields(ctx, &crate::stats::stat_fields(&c, entries, 0));
             }
         }
         Outcome::Reset => reply::simple(ctx, c"OK"),
-        Outcome::Scan { next, keys } => commands::reply_scan(ctx, *next, keys),
+        Outcome::Scan { next, keys } => invalidation::reply_scan(ctx, *next, keys),
         Outcome::Incomplete {
             acc,
             answered,
@@ -308,15 +428,15 @@ fn serve(ctx: &Context, request: Request) -> Answer {
         // Replicated explicitly: a call made from a cluster bus receiver is not by itself.
         Op::Invalidate { pattern, soft } => {
             let (n, touched) =
-                commands::invalidate_pattern(ctx, db, &pattern, soft, &access, false);
+                invalidation::invalidate_pattern(ctx, db, &pattern, soft, &access, false);
             let command = Some((c"CACHE.INVALIDATE", pattern.as_slice()));
-            commands::replicate_invalidation(ctx, &access, command, soft, &touched);
+            invalidation::replicate_invalidation(ctx, &access, command, soft, &touched);
             Answer::Count(n)
         }
         Op::InvalidateTag { tag, soft } => {
-            let (n, touched) = commands::invalidate_tags(ctx, db, &tag, soft, &access, false);
+            let (n, touched) = invalidation::invalidate_tags(ctx, db, &tag, soft, &access, false);
             let command = Some((c"CACHE.INVALIDATETAG", tag.as_slice()));
-            commands::replicate_invalidation(ctx, &access, command, soft, &touched);
+            invalidation::replicate_invalidation(ctx, &access, command, soft, &touched);
             Answer::Count(n)
         }
         Op::Stats(scope) => {
@@ -331,7 +451,7 @@ fn serve(ctx: &Context, request: Request) -> Answer {
             count,
             pattern,
         } => {
-            let (next, keys) = commands::tag_scan_local(
+            let (next, keys) = invalidation::tag_scan_local(
                 ctx,
                 db,
                 &access,
@@ -376,23 +496,23 @@ fn local_stats(db: i32, wanted: &StatsScope) -> Answer {
         let d = s.db(db);
         match wanted {
             StatsScope::Totals => Answer::Stats(to_words(
-                &d.stats.total,
+                &d.stats().total,
                 d.entries() as u64,
-                d.tags.len() as u64,
+                d.tag_count() as u64,
             )),
             StatsScope::Namespace(name) => {
-                let ns = d.stats.namespace(name);
+                let ns = d.stats().namespace(name);
                 Answer::Stats(to_words(&ns.counters, ns.entries, 0))
             }
             StatsScope::Namespaces => Answer::Namespaces(
-                d.stats
+                d.stats()
                     .namespaces()
                     .into_iter()
                     .map(|(name, ns)| (name.to_vec(), to_words(&ns.counters, ns.entries, 0)))
                     .collect(),
             ),
             StatsScope::Reset => {
-                d.stats.reset();
+                d.stats_mut().reset();
                 Answer::Reset
             }
         }
@@ -446,7 +566,7 @@ pub fn tag_scan(ctx: &Context, plan: Plan, db: i32, access: &Access, cmd: &TagSc
     let (shard, cursor) = fanout::split_cursor(cmd.cursor);
     let shards = plan.topology.shards.len();
     if shards == 0 {
-        commands::reply_scan::<&[u8]>(ctx, 0, &[]);
+        invalidation::reply_scan::<&[u8]>(ctx, 0, &[]);
         return Ok(RedisValue::NoReply);
     }
     let Some(target) = plan.topology.shards.get(shard).copied() else {
@@ -454,10 +574,10 @@ pub fn tag_scan(ctx: &Context, plan: Plan, db: i32, access: &Access, cmd: &TagSc
     };
     if target == plan.me {
         let (next, keys) =
-            commands::tag_scan_local(ctx, db, access, cmd.tag, cursor, cmd.count, cmd.pattern);
+            invalidation::tag_scan_local(ctx, db, access, cmd.tag, cursor, cmd.count, cmd.pattern);
         let next = fanout::join_cursor(shard, shards, next)
             .ok_or(RedisError::Str("ERR cursor out of range"))?;
-        commands::reply_scan(ctx, next, &keys);
+        invalidation::reply_scan(ctx, next, &keys);
         return Ok(RedisValue::NoReply);
     }
     let op = Op::TagScan {
@@ -472,42 +592,6 @@ pub fn tag_scan(ctx: &Context, plan: Plan, db: i32, access: &Access, cmd: &TagSc
         page: None,
     };
     ask(ctx, db, access, op, acc, vec![target], false)
-}
-
-/// What a recent invalidation covered.
-pub enum Remembered<'a> {
-    Tags(&'a [u8]),
-    Keys(&'a [u8]),
-}
-
-/// How long an invalidation is remembered for entries arriving from another node: the
-/// longest a cluster-wide command waits, twice, and a second.
-fn window_ms() -> i64 {
-    config::cluster_timeout_ms().saturating_mul(2) + 1000
-}
-
-/// Records a tag or key-pattern invalidation on a cluster node (see `recent`).
-pub fn remember(ctx: &Context, db: i32, what: Remembered, soft: bool, access: &Access, now: i64) {
-    if !bus::enabled(ctx) {
-        return;
-    }
-    let target = match what {
-        Remembered::Tags(p) => Target::Tag(Matcher::new(p)),
-        Remembered::Keys(p) => Target::Key(Matcher::new(p)),
-    };
-    let user = if access.covers_all(ctx) {
-        None
-    } else {
-        Some(access.user_name().unwrap_or_default())
-    };
-    let record = Record {
-        at: now,
-        db,
-        target,
-        soft,
-        user,
-    };
-    recent(|r| r.record(record, window_ms()));
 }
 
 /// An entry arrived from another node (RESTORE, MIGRATE): if a recent invalidation covers

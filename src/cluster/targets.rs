@@ -41,9 +41,35 @@ impl Topology {
     }
 }
 
+/// The cluster bus ports in `CLUSTER NODES` output (`ip:port@cport[,hostname]`), sorted.
+pub fn bus_ports(nodes: &str) -> Vec<u16> {
+    let mut ports: Vec<u16> = nodes
+        .lines()
+        .filter_map(|line| {
+            let addr = line.split(' ').nth(1)?;
+            let cport = addr.split('@').nth(1)?;
+            cport.split(',').next()?.parse().ok()
+        })
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bus_ports_from_cluster_nodes() {
+        let text = "a 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460\n\
+                    b 127.0.0.1:7001@17001,host.example master - 0 0 2 connected\n\
+                    c :0@0 master,noaddr - 0 0 3 disconnected\n\
+                    garbage\n\
+                    d 127.0.0.1:7002@x slave a 0 0 1 connected\n";
+        assert_eq!(bus_ports(text), vec![0, 17000, 17001]);
+        assert!(bus_ports("").is_empty());
+    }
 
     fn id(n: u8) -> NodeId {
         [b'0' + n; 40]

@@ -62,6 +62,7 @@ pub fn my_id() -> Option<NodeId> {
 
 /// True when the server flags `id` as failing (PFAIL or FAIL), or does not know it.
 pub fn failing(ctx: &Context, id: &NodeId) -> bool {
+    // SAFETY: reads an API pointer the server filled in at load.
     let Some(info) = (unsafe { raw::RedisModule_GetClusterNodeInfo }) else {
         return false;
     };
@@ -87,6 +88,7 @@ pub fn failing(ctx: &Context, id: &NodeId) -> bool {
 
 /// Sends `payload` to node `to`; false if the server could not (unknown node, no link).
 pub fn send(ctx: &Context, to: &NodeId, payload: &[u8]) -> bool {
+    // SAFETY: reads an API pointer the server filled in at load.
     let Some(send) = (unsafe { raw::RedisModule_SendClusterMessage }) else {
         return false;
     };
@@ -108,6 +110,7 @@ pub fn send(ctx: &Context, to: &NodeId, payload: &[u8]) -> bool {
 
 /// Registers the module's receiver (once, at load: receivers cannot be unregistered).
 pub fn register_receiver(ctx: &Context) -> bool {
+    // SAFETY: reads an API pointer the server filled in at load.
     let Some(register) = (unsafe { raw::RedisModule_RegisterClusterMessageReceiver }) else {
         return false;
     };
@@ -116,6 +119,8 @@ pub fn register_receiver(ctx: &Context) -> bool {
     true
 }
 
+// SAFETY: the server calls the receiver on the main thread with a live context, the sender's
+// id and `len` payload bytes (each use below says what it relies on).
 unsafe extern "C" fn receive(
     ctx: *mut raw::RedisModuleCtx,
     sender: *const c_char,
@@ -179,11 +184,13 @@ pub fn slot_ranges(ctx: &Context) -> Option<Vec<(u16, u16, NodeId)>> {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Blocked(*mut raw::RedisModuleBlockedClient);
 
-// Blocked-client handles are used only on the main thread.
+// SAFETY: blocked-client handles are used only on the main thread; Send only lets a static
+// list hold them.
 unsafe impl Send for Blocked {}
 
 /// Blocks the calling client for at most `timeout_ms`; None if the server refused.
 pub fn block(ctx: &Context, timeout_ms: i64) -> Option<Blocked> {
+    // SAFETY: reads an API pointer the server filled in at load.
     let block = unsafe { raw::RedisModule_BlockClient }?;
     // SAFETY: the callbacks match the server's signatures and outlive the blocked client.
     let bc = unsafe {
@@ -198,6 +205,7 @@ pub fn block(ctx: &Context, timeout_ms: i64) -> Option<Blocked> {
     if bc.is_null() {
         return None;
     }
+    // SAFETY: reads an API pointer the server filled in at load.
     if let Some(set) = unsafe { raw::RedisModule_SetDisconnectCallback } {
         // SAFETY: `bc` was just returned by BlockClient.
         unsafe { set(bc, Some(on_disconnect)) };
@@ -209,6 +217,7 @@ pub fn block(ctx: &Context, timeout_ms: i64) -> Option<Blocked> {
 /// its reply callback answers `outcome` if the client is still there.
 pub fn unblock(b: Blocked, outcome: Option<Outcome>) {
     let private = outcome.map_or(std::ptr::null_mut(), |o| Box::into_raw(Box::new(o)).cast());
+    // SAFETY: reads an API pointer the server filled in at load.
     if let Some(unblock) = unsafe { raw::RedisModule_UnblockClient } {
         // SAFETY: `b` is a live handle not yet unblocked; the server owns `private` from here
         // and hands it to `free_private`.
@@ -262,4 +271,84 @@ extern "C" fn free_private(_ctx: *mut raw::RedisModuleCtx, private: *mut c_void)
         // SAFETY: every non-null private datum is a Box<Outcome> made by `unblock`.
         drop(unsafe { Box::from_raw(private.cast::<Outcome>()) });
     }
+}
+
+/// The cluster bus ports of the nodes this one knows (`ip:port@cport` in `CLUSTER NODES`).
+pub fn bus_ports(ctx: &Context) -> Vec<u16> {
+    let reply: CallResult = ctx.call_ext(
+        "CLUSTER",
+        &CallOptionsBuilder::new().build(),
+        &[b"NODES".as_slice()][..],
+    );
+    let text = match reply {
+        Ok(CallReply::String(s)) => s.as_bytes().to_vec(),
+        _ => return Vec::new(),
+    };
+    cluster::targets::bus_ports(&String::from_utf8_lossy(&text))
+}
+
+/// Sets TCP_NODELAY on the sockets among fds `from..to` whose peer port is one of `ports`:
+/// the server's outbound cluster bus links, which it leaves with Nagle's algorithm on, so a
+/// small message written while an earlier one (a PUBLISH, a ping) awaits its delayed ACK waits
+/// up to 40 ms. Setting the option on any other socket with such a peer port is harmless (the
+/// server sets it on client sockets itself).
+/// Returns how many were set and the highest descriptor found open.
+pub fn nodelay_links(ports: &[u16], from: i32, to: i32) -> (usize, Option<i32>) {
+    let mut set = 0;
+    let mut highest = None;
+    for fd in from..to {
+        // SAFETY: sockaddr_storage is large enough for any address; getpeername fails
+        // harmlessly (EBADF, ENOTSOCK, ENOTCONN) on anything that is not a connected socket.
+        let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let got = unsafe {
+            libc::getpeername(
+                fd,
+                (&mut addr as *mut libc::sockaddr_storage).cast(),
+                &mut len,
+            )
+        };
+        if got != 0 {
+            if std::io::Error::last_os_error().raw_os_error() != Some(libc::EBADF) {
+                highest = Some(fd);
+            }
+            continue;
+        }
+        highest = Some(fd);
+        let port = match i32::from(addr.ss_family) {
+            libc::AF_INET => {
+                // SAFETY: the family says the storage holds a sockaddr_in.
+                let a = unsafe {
+                    &*(&addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+                };
+                u16::from_be(a.sin_port)
+            }
+            libc::AF_INET6 => {
+                // SAFETY: the family says the storage holds a sockaddr_in6.
+                let a = unsafe {
+                    &*(&addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+                };
+                u16::from_be(a.sin6_port)
+            }
+            _ => continue,
+        };
+        if ports.binary_search(&port).is_err() {
+            continue;
+        }
+        let one: libc::c_int = 1;
+        // SAFETY: `fd` is a connected TCP socket; the option value is a c_int we own.
+        let ok = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        } == 0;
+        if ok {
+            set += 1;
+        }
+    }
+    (set, highest)
 }

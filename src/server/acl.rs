@@ -32,6 +32,8 @@ impl Access {
         let name = current_user(ctx);
         let user = (!name.is_null()).then(|| {
             let name = RedisString::from_redis_module_string(std::ptr::null_mut(), name);
+            // SAFETY: `name` is a live string owned by the User; the server returns a new user
+            // handle (or null if the user is gone), freed in Drop.
             let handle = unsafe { raw::RedisModule_GetModuleUserFromUserName.unwrap()(name.inner) };
             User {
                 name,
@@ -50,6 +52,8 @@ impl Access {
     pub fn for_user(ctx: &Context, name: Option<&[u8]>) -> Access {
         let user = name.map(|name| {
             let name = RedisString::create_from_slice(ctx.ctx, name);
+            // SAFETY: `name` is a live string owned by the User; the server returns a new user
+            // handle (or null for an unknown user), freed in Drop.
             let handle = unsafe { raw::RedisModule_GetModuleUserFromUserName.unwrap()(name.inner) };
             User {
                 name,
@@ -92,6 +96,8 @@ impl Access {
             Intent::Invalidate => raw::REDISMODULE_CMD_KEY_DELETE | raw::REDISMODULE_CMD_KEY_UPDATE,
         };
         let key = RedisString::create_from_slice(ctx.ctx, key);
+        // SAFETY: `handle` is the user handle this Access owns (freed only in Drop); `key` is a
+        // live string for the duration of the call.
         unsafe {
             raw::RedisModule_ACLCheckKeyPermissions.unwrap()(
                 handle.as_ptr(),
@@ -109,6 +115,7 @@ impl Drop for Access {
             ..
         }) = &self.user
         {
+            // SAFETY: the handle came from GetModuleUserFromUserName and is freed once, here.
             unsafe { raw::RedisModule_FreeModuleUser.unwrap()(handle.as_ptr()) };
         }
     }
@@ -122,6 +129,8 @@ fn current_user(ctx: &Context) -> *mut raw::RedisModuleString {
     if internal {
         return std::ptr::null_mut();
     }
+    // SAFETY: `ctx` is the call's context of a client with a user (checked above: the
+    // replication link and the AOF loader have none); the API pointers are set at load.
     unsafe {
         match (
             raw::RedisModule_GetClientUserNameById,

@@ -2,8 +2,9 @@
 //! argument vector as byte slices (the crate's dispatcher builds a Vec of owned strings per
 //! call, measurable on a path as short as a cache hit).
 
+use crate::server::docs::Spec;
+use crate::server::keys::ArgString;
 use redis_module::{raw, Context, RedisResult};
-use std::ffi::CStr;
 use std::os::raw::c_int;
 
 /// The arguments of one call, command name first.
@@ -25,12 +26,20 @@ impl<'a> Args<'a> {
         let s = *self.argv.get(i)?;
         let mut len = 0;
         let ptr = raw::string_ptr_len(s, &mut len);
+        if ptr.is_null() {
+            return Some(&[]);
+        }
+        // SAFETY: the server's strings are `len` valid bytes at `ptr`, alive (and unchanged)
+        // for the whole call, which outlives `'a`.
         Some(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) })
     }
 
     /// Argument `i` as the server's string, for key access without a copy.
-    pub fn raw(&self, i: usize) -> Option<*mut raw::RedisModuleString> {
-        self.argv.get(i).copied()
+    pub fn raw(&self, i: usize) -> Option<ArgString> {
+        self.argv
+            .get(i)
+            .and_then(|&s| std::ptr::NonNull::new(s))
+            .map(ArgString)
     }
 
     /// Every argument after the command name.
@@ -53,6 +62,7 @@ pub unsafe fn run(
 ) -> c_int {
     let context = Context::new(ctx);
     let argv = match usize::try_from(argc) {
+        // SAFETY: the caller passes the server's argv, `argc` valid pointers.
         Ok(n) if !argv.is_null() => unsafe { std::slice::from_raw_parts(argv, n) },
         _ => &[],
     };
@@ -69,42 +79,34 @@ macro_rules! entry_point {
             argv: *mut *mut redis_module::raw::RedisModuleString,
             argc: std::os::raw::c_int,
         ) -> std::os::raw::c_int {
-            unsafe { $crate::dispatch::run($handler, ctx, argv, argc) }
+            // SAFETY: the server calls a command with its context and `argc` argv strings.
+            unsafe { $crate::server::command::run($handler, ctx, argv, argc) }
         }
     };
 }
 
-pub type EntryPoint =
-    extern "C" fn(*mut raw::RedisModuleCtx, *mut *mut raw::RedisModuleString, c_int) -> c_int;
-
-/// A command as the server registers it: name, entry point, flags, key positions.
-pub struct Command {
-    pub name: &'static CStr,
-    pub entry: EntryPoint,
-    pub flags: &'static CStr,
-    pub first_key: c_int,
-    pub last_key: c_int,
-    pub key_step: c_int,
-}
-
 /// Registers one command; false if the server refused it.
-pub fn register(ctx: &Context, c: &Command) -> bool {
+pub fn register(ctx: &Context, c: &Spec) -> bool {
+    let (first_key, last_key, key_step) = c.key_positions();
+    // SAFETY: called from `init` with the load context; name and flags are NUL-terminated
+    // statics; `entry` has the signature the server calls.
     unsafe {
         raw::RedisModule_CreateCommand.unwrap()(
             ctx.ctx,
             c.name.as_ptr(),
             Some(c.entry),
             c.flags.as_ptr(),
-            c.first_key,
-            c.last_key,
-            c.key_step,
+            first_key,
+            last_key,
+            key_step,
         ) == raw::REDISMODULE_OK as c_int
     }
 }
 
 /// Puts the commands in an ACL category `cache` (`ACL SETUSER app +@cache`) where the server
 /// supports module categories (7.2+, Valkey); on 7.0 it does nothing. False on a refusal.
-pub fn add_acl_category(ctx: &Context, commands: &[Command]) -> bool {
+pub fn add_acl_category(ctx: &Context, commands: &[&Spec]) -> bool {
+    // SAFETY: the API pointers are filled in once at load, before `init` runs.
     let api = unsafe {
         (
             raw::RedisModule_AddACLCategory,
@@ -115,6 +117,8 @@ pub fn add_acl_category(ctx: &Context, commands: &[Command]) -> bool {
     let (Some(add), Some(set), Some(get)) = api else {
         return true;
     };
+    // SAFETY: the load context; NUL-terminated static names; a command handle is checked for
+    // null before use.
     unsafe {
         if add(ctx.ctx, c"cache".as_ptr()) != raw::REDISMODULE_OK as c_int {
             return false;
@@ -126,32 +130,9 @@ pub fn add_acl_category(ctx: &Context, commands: &[Command]) -> bool {
     }
 }
 
-/// Replicates `command args...` (to replicas and the AOF) without intermediate copies.
-pub fn replicate(ctx: &Context, command: &CStr, args: &[&[u8]]) {
-    let (Some(create), Some(free), Some(replicate)) = (unsafe {
-        (
-            raw::RedisModule_CreateString,
-            raw::RedisModule_FreeString,
-            raw::RedisModule_Replicate,
-        )
-    }) else {
-        return;
-    };
-    let strings: Vec<*mut raw::RedisModuleString> = args
-        .iter()
-        .map(|a| unsafe { create(std::ptr::null_mut(), a.as_ptr().cast(), a.len()) })
-        .collect();
-    unsafe {
-        // "v": the server takes its own references to the strings.
-        replicate(
-            ctx.ctx,
-            command.as_ptr(),
-            c"v".as_ptr(),
-            strings.as_ptr(),
-            strings.len(),
-        );
-        for s in strings {
-            free(std::ptr::null_mut(), s);
-        }
+/// Replicates `command args...` to replicas and the AOF (the crate's `Context::replicate`).
+pub fn replicate(ctx: &Context, command: &std::ffi::CStr, args: &[&[u8]]) {
+    if let Ok(name) = command.to_str() {
+        ctx.replicate(name, args);
     }
 }
