@@ -196,7 +196,7 @@ impl Db {
                 }
             }
         }
-        if entry.dead {
+        if entry.dead() {
             self.doom(id);
         }
     }
@@ -656,7 +656,7 @@ mod tests {
     fn dead_arrivals_are_queued() {
         let mut db = Db::default();
         let mut e = entry(&["t"]);
-        e.dead = true;
+        e.set_dead(true);
         db.add(b"x", &mut e, 1, b':', 10);
         let (tag, _, keys) = db.next_to_sweep(10).expect("queued");
         assert!(tag.is_none());

@@ -40,7 +40,7 @@ fn index_arrival(ctx: &Context, db: i32, name: &[u8], from_elsewhere: bool) {
             let gen = s.next_seq();
             let d = s.db(db);
             d.add(name, entry, gen, delimiter, max_ns);
-            entry.dead
+            entry.dead()
         });
         if started_sweep {
             crate::sweep::start(ctx);
