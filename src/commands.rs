@@ -319,9 +319,10 @@ pub fn invalidate(ctx: &Context, args: &Args) -> RedisResult {
     let scope = cluster::scope(ctx, cmd.local, "CACHE.INVALIDATE")?;
     let db = selected_db(ctx);
     let access = Access::of(ctx);
+    // Announced first: a near cache drops the matching copies before the per-key signals.
+    channel::announce(ctx, db, Kind::Pattern, cmd.soft, cmd.pattern);
     let (count, touched) = invalidate_pattern(ctx, db, cmd.pattern, cmd.soft, &access, true);
     replicate_invalidation(ctx, &access, None, cmd.soft, &touched);
-    channel::announce(ctx, db, Kind::Pattern, cmd.soft, cmd.pattern);
     replicate_announcement(ctx, &access, db, Kind::Pattern, cmd.soft, cmd.pattern);
     let op = cluster::Op::Invalidate {
         pattern: cmd.pattern.to_vec(),
@@ -358,9 +359,10 @@ pub fn invalidate_tag(ctx: &Context, args: &Args) -> RedisResult {
     let scope = cluster::scope(ctx, cmd.local, "CACHE.INVALIDATETAG")?;
     let db = selected_db(ctx);
     let access = Access::of(ctx);
+    // Announced first: a near cache drops the matching copies before the per-key signals.
+    channel::announce(ctx, db, Kind::Tag, cmd.soft, cmd.pattern);
     let (count, touched) = invalidate_tags(ctx, db, cmd.pattern, cmd.soft, &access, true);
     replicate_invalidation(ctx, &access, None, cmd.soft, &touched);
-    channel::announce(ctx, db, Kind::Tag, cmd.soft, cmd.pattern);
     replicate_announcement(ctx, &access, db, Kind::Tag, cmd.soft, cmd.pattern);
     let op = cluster::Op::InvalidateTag {
         tag: cmd.pattern.to_vec(),
