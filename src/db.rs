@@ -121,7 +121,7 @@ impl Db {
 
     /// Recounts the entries per namespace under a new delimiter.
     pub fn recount_namespaces(&mut self, delimiter: u8, max_ns: usize) {
-        let keys: Vec<_> = self.index.keys.iter().cloned().collect();
+        let keys: Vec<_> = self.index.keys.iter().map(<[u8]>::to_vec).collect();
         self.stats
             .recount(keys.iter().map(|k| &**k), delimiter, max_ns);
     }
@@ -196,7 +196,7 @@ impl Db {
                 }
             }
         }
-        if entry.dead {
+        if entry.dead() {
             self.doom(id);
         }
     }
@@ -284,7 +284,7 @@ impl Db {
                 .keys
                 .id(&key)
                 .and_then(|id| self.index.keys.name(id));
-            work.now.extend(name.cloned());
+            work.now.extend(name.map(Bytes::from));
             return work;
         }
         let matcher = Matcher::new(pat);
@@ -307,8 +307,8 @@ impl Db {
                 continue;
             }
             if keys_only || work.now.len() < SYNC_LIMIT {
-                work.now.push(key.clone());
-                handled = Some(key.clone());
+                work.now.push(Bytes::from(key));
+                handled = work.now.last().cloned();
             } else {
                 work.later += 1;
             }
@@ -352,7 +352,7 @@ impl Db {
             .range(from)
             .take_while(|k| k.starts_with(sweep.matcher.prefix()))
             .take(n)
-            .cloned()
+            .map(Bytes::from)
             .collect();
         sweep.done = range.len() < n;
         if let Some(last) = range.last() {
@@ -392,7 +392,7 @@ impl Db {
             return TagWork::Now(Vec::new());
         };
         if keys_only || set.len() <= SYNC_LIMIT {
-            return TagWork::Now(self.names(set.iter().copied()));
+            return TagWork::Now(self.names(set.iter()));
         }
         let Some((name, members)) = self.index.tags.remove_entry(tag) else {
             return TagWork::Now(Vec::new());
@@ -440,7 +440,7 @@ impl Db {
     /// The current names of `ids`.
     pub fn names(&self, ids: impl IntoIterator<Item = KeyId>) -> Vec<Bytes> {
         ids.into_iter()
-            .filter_map(|id| self.index.keys.name(id).cloned())
+            .filter_map(|id| self.index.keys.name(id).map(Bytes::from))
             .collect()
     }
 
@@ -671,7 +671,7 @@ mod tests {
     fn dead_arrivals_are_queued() {
         let mut db = Db::default();
         let mut e = entry(&["t"]);
-        e.dead = true;
+        e.set_dead(true);
         db.add(b"x", &mut e, 1, b':', 10);
         let (tag, _, keys) = db.next_to_sweep(10).expect("queued");
         assert!(tag.is_none());

@@ -3,22 +3,21 @@
 /// `fresh_until` of an entry that never goes stale by itself.
 pub const FOREVER: i64 = i64::MAX;
 
-/// One entry, in two allocations (this struct and `data`): the cost of an entry in memory is
-/// mostly its allocations.
+/// One entry, in two allocations (this 32-byte struct and `data`): the cost of an entry in
+/// memory is mostly its allocations.
 #[derive(Clone)]
 pub struct Entry {
-    /// The value's length (LEB128), the value, then each tag as its length (LEB128) and bytes.
-    /// Tags are distinct, in the order first given.
+    /// Whether the entry is dead (one byte, 0 or 1: invalidated, awaiting deletion by the
+    /// sweeper), how long computing the value took (ms, LEB128; 0: no early refresh), the
+    /// value's length (LEB128), the value, then each tag as its length (LEB128) and bytes. Tags
+    /// are distinct, in the order first given. The flag and the cost live here rather than in
+    /// fields so the struct fits a 32-byte allocation.
     data: Box<[u8]>,
     /// Unix ms after which the entry is stale (the key itself expires later, by Redis).
     pub fresh_until: i64,
     /// Sequence number when the entry entered its database's index (module memory only): tag
     /// invalidations with a higher number do not touch it.
     pub gen: u64,
-    /// How long computing the value took (ms); 0: no early refresh.
-    pub cost_ms: u32,
-    /// Invalidated, awaiting deletion by the sweeper.
-    pub dead: bool,
 }
 
 fn put_len(out: &mut Vec<u8>, mut n: usize) {
@@ -113,7 +112,12 @@ impl Entry {
             .into_iter()
             .map(|t| len_size(t.len()) + t.len())
             .sum();
-        let mut data = Vec::with_capacity(len_size(value.len()) + value.len() + tag_bytes);
+        let cost = cost_ms as usize;
+        let mut data = Vec::with_capacity(
+            1 + len_size(cost) + len_size(value.len()) + value.len() + tag_bytes,
+        );
+        data.push(0);
+        put_len(&mut data, cost);
         put_len(&mut data, value.len());
         data.extend_from_slice(value);
         for tag in tags {
@@ -124,13 +128,29 @@ impl Entry {
             data: data.into_boxed_slice(),
             fresh_until,
             gen: 0,
-            cost_ms,
-            dead: false,
         }
     }
 
+    /// Invalidated, awaiting deletion by the sweeper.
+    pub fn dead(&self) -> bool {
+        self.data.first().is_some_and(|&b| b != 0)
+    }
+
+    pub fn set_dead(&mut self, dead: bool) {
+        if let Some(b) = self.data.first_mut() {
+            *b = u8::from(dead);
+        }
+    }
+
+    /// How long computing the value took (ms); 0: no early refresh.
+    pub fn cost_ms(&self) -> u32 {
+        let mut at = 1;
+        u32::try_from(take_len(&self.data, &mut at)).unwrap_or(u32::MAX)
+    }
+
     fn value_range(&self) -> (usize, usize) {
-        let mut at = 0;
+        let mut at = 1;
+        take_len(&self.data, &mut at);
         let len = take_len(&self.data, &mut at);
         (at, at.saturating_add(len).min(self.data.len()))
     }
@@ -151,7 +171,7 @@ impl Entry {
     /// The entry as pending tag invalidations make it: dead, or fresh until when.
     pub fn effective(&self, pending: impl Fn(&[u8]) -> Option<TagInvalidation>) -> (bool, i64) {
         let mut fresh_until = self.fresh_until;
-        if self.dead {
+        if self.dead() {
             return (true, fresh_until);
         }
         for tag in self.tags() {
@@ -184,7 +204,7 @@ impl Entry {
 
     /// Writes an effective state (dead, fresh-until), as `effective` computes it, into the entry.
     pub fn apply(&mut self, (dead, fresh_until): (bool, i64)) {
-        self.dead = dead;
+        self.set_dead(dead);
         self.fresh_until = fresh_until;
     }
 
@@ -228,6 +248,31 @@ mod tests {
         let mut e = Entry::new(b"v", tags.iter().map(|t| t.as_bytes()), 1000, 0);
         e.gen = gen;
         e
+    }
+
+    #[test]
+    fn entry_is_small_and_keeps_its_flags() {
+        assert_eq!(
+            std::mem::size_of::<Entry>(),
+            32,
+            "a 32-byte allocation class"
+        );
+        for cost in [0u32, 1, 127, 128, 200, u32::MAX] {
+            let mut e = Entry::new(&[7u8; 100], [b"t:1".as_slice(), b"t:22"], 5, cost);
+            assert_eq!((e.cost_ms(), e.dead()), (cost, false));
+            e.set_dead(true);
+            assert_eq!((e.cost_ms(), e.dead()), (cost, true));
+            assert_eq!(e.value(), &[7u8; 100]);
+            assert_eq!(
+                e.tags().collect::<Vec<_>>(),
+                vec![b"t:1".as_slice(), b"t:22"]
+            );
+            let copy = e.duplicate();
+            e.set_dead(false);
+            assert!(copy.dead() && !e.dead());
+        }
+        let e = Entry::new(&[1u8; 100], [b"t:1".as_slice(), b"t:22"], 5, 0);
+        assert_eq!(e.mem_usage(), 32 + 1 + 1 + 1 + 100 + 4 + 5);
     }
 
     #[test]
@@ -290,7 +335,7 @@ mod tests {
         e.materialize(lookup(soft));
         assert_eq!(e.fresh_until, 500);
         e.materialize(lookup(hard));
-        assert!(e.dead);
+        assert!(e.dead());
         assert_eq!(e.freshness(0, |_| None), Freshness::Dead);
     }
 

@@ -66,7 +66,7 @@ fn index_arrival(ctx: &Context, db: i32, name: &[u8], entry: &mut Entry, loaded:
         let staged = loaded && s.async_loading();
         let d = if staged { s.staging_db(db) } else { s.db(db) };
         d.add(name, entry, gen, delimiter, max_ns);
-        (entry.dead, staged)
+        (entry.dead(), staged)
     });
     // Dead entries in the staging index wait for the swap.
     if dead && !staged {

@@ -1,67 +1,239 @@
 //! A database's entry keys: ordered, so a pattern walks only the range of its literal prefix,
 //! and numbered, so tag sets hold 4-byte ids instead of names.
+//!
+//! Each key name is stored once, in the id table. The order is kept by blocks of up to
+//! `BLOCK_MAX` 4-byte ids sorted by name, in a B-tree keyed by a copy of each block's first
+//! name: about 7 bytes per key instead of a tree slot and a second copy of the name. A lookup
+//! by name is a search over the blocks then within one (O(log n)); an insert or a removal adds
+//! a move of at most `BLOCK_MAX` ids; a lookup by id is O(1).
 
-use crate::memberset::{Bytes, KeyId};
-use std::collections::btree_map::Entry;
+use crate::memberset::KeyId;
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::sync::Arc;
+
+/// A block splits in two when an id arrives while it holds this many...
+const BLOCK_MAX: usize = 64;
+/// ...and merges with the next one below this many, when both fit in one.
+const BLOCK_MIN: usize = 16;
+/// Slots per page of the id table.
+const PAGE: usize = 1024;
+
+type Name = Box<[u8]>;
+
+/// The id table, in pages of `PAGE` slots (the first grows up to a page): never more than a
+/// page unused, and growing never copies the whole table.
+#[derive(Default)]
+struct Table {
+    pages: Vec<Vec<Option<Name>>>,
+}
+
+impl Table {
+    fn get(&self, id: KeyId) -> Option<&[u8]> {
+        let id = id as usize;
+        self.pages.get(id / PAGE)?.get(id % PAGE)?.as_deref()
+    }
+
+    fn slot(&mut self, id: KeyId) -> Option<&mut Option<Name>> {
+        let id = id as usize;
+        self.pages.get_mut(id / PAGE)?.get_mut(id % PAGE)
+    }
+
+    /// A new free slot at the end; its id.
+    fn push(&mut self) -> KeyId {
+        if self.pages.last().is_none_or(|p| p.len() == PAGE) {
+            let cap = if self.pages.is_empty() { 8 } else { PAGE };
+            self.pages.push(Vec::with_capacity(cap));
+        }
+        let pages = self.pages.len();
+        let Some(page) = self.pages.last_mut() else {
+            return KeyId::MAX;
+        };
+        if page.len() == page.capacity() {
+            page.reserve_exact(page.len().min(PAGE - page.len()));
+        }
+        page.push(None);
+        // Ids never run out: 2^32 entries would take far more memory than a server has.
+        ((pages - 1) * PAGE + page.len() - 1) as KeyId
+    }
+
+    fn bytes(&self) -> usize {
+        let names: usize = self
+            .pages
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|n| n.len().next_multiple_of(8))
+            .sum();
+        self.pages.capacity() * std::mem::size_of::<Vec<Option<Name>>>()
+            + self
+                .pages
+                .iter()
+                .map(|p| p.capacity() * std::mem::size_of::<Option<Name>>())
+                .sum::<usize>()
+            + names
+    }
+}
 
 #[derive(Default)]
 pub struct KeyIndex {
-    ordered: BTreeMap<Bytes, KeyId>,
-    names: Vec<Option<Bytes>>,
+    /// Ids sorted by name, in blocks keyed by a copy of their first id's name. None is empty.
+    blocks: BTreeMap<Name, Vec<KeyId>>,
+    /// Per id: its name, or None for a free id.
+    names: Table,
     free: Vec<KeyId>,
+    len: usize,
+}
+
+fn name_of(names: &Table, id: KeyId) -> &[u8] {
+    names.get(id).unwrap_or_default()
+}
+
+/// Where `key` is or would go in a block: Ok(found at) or Err(insert at).
+fn search(names: &Table, block: &[KeyId], key: &[u8]) -> Result<usize, usize> {
+    block.binary_search_by(|&id| name_of(names, id).cmp(key))
+}
+
+/// Makes room for one more by a quarter (at least 4), up to a full block. Only called on a
+/// block that is not full.
+fn grow(block: &mut Vec<KeyId>) {
+    if block.len() == block.capacity() {
+        let more = (block.len() / 4)
+            .max(4)
+            .min(BLOCK_MAX.saturating_sub(block.len()))
+            .max(1);
+        block.reserve_exact(more);
+    }
+}
+
+/// The block `key` is in or would go in: the last one starting at or before it, or the first.
+fn block_of<'a>(
+    blocks: &'a BTreeMap<Name, Vec<KeyId>>,
+    key: &[u8],
+) -> Option<(&'a Name, &'a Vec<KeyId>)> {
+    blocks
+        .range::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
+        .next_back()
+        .or_else(|| blocks.iter().next())
+}
+
+fn block_of_mut<'a>(
+    blocks: &'a mut BTreeMap<Name, Vec<KeyId>>,
+    key: &[u8],
+) -> Option<(&'a Name, &'a mut Vec<KeyId>)> {
+    let before = blocks
+        .range::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
+        .next_back()
+        .is_some();
+    if before {
+        blocks
+            .range_mut::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
+            .next_back()
+    } else {
+        blocks.iter_mut().next()
+    }
 }
 
 impl KeyIndex {
     pub fn len(&self) -> usize {
-        self.ordered.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ordered.is_empty()
+        self.len == 0
     }
 
     pub fn id(&self, key: &[u8]) -> Option<KeyId> {
-        self.ordered.get(key).copied()
+        let (_, block) = block_of(&self.blocks, key)?;
+        let at = search(&self.names, block, key).ok()?;
+        block.get(at).copied()
     }
 
     /// The name of a live id. An id of a removed key may since name another key.
-    pub fn name(&self, id: KeyId) -> Option<&Bytes> {
-        self.names.get(id as usize)?.as_ref()
+    pub fn name(&self, id: KeyId) -> Option<&[u8]> {
+        self.names.get(id)
     }
 
     /// The key's id, and whether it was added now.
     pub fn insert(&mut self, key: &[u8]) -> (KeyId, bool) {
-        // One tree search: a key is indexed after its previous value was unlinked, so it is
-        // almost always new and the name is allocated anyway.
-        let name: Bytes = Arc::from(key);
-        let next = self
-            .free
-            .last()
-            .copied()
-            .unwrap_or(self.names.len() as KeyId);
-        let slot = match self.ordered.entry(name.clone()) {
-            Entry::Occupied(found) => return (*found.get(), false),
-            Entry::Vacant(slot) => slot,
+        let KeyIndex {
+            blocks,
+            names,
+            free,
+            len,
+        } = self;
+        let new_id = |names: &mut Table, free: &mut Vec<KeyId>, len: &mut usize| {
+            let id = free.pop().unwrap_or_else(|| names.push());
+            if let Some(slot) = names.slot(id) {
+                *slot = Some(Name::from(key));
+            }
+            *len += 1;
+            id
         };
-        slot.insert(next);
-        if self.free.pop().is_none() {
-            self.names.push(None);
+        let Some((first, block)) = block_of_mut(blocks, key) else {
+            let id = new_id(names, free, len);
+            blocks.insert(Name::from(key), vec![id]);
+            return (id, true);
+        };
+        let at = match search(names, block, key) {
+            Ok(at) => return (block[at], false),
+            Err(at) => at,
+        };
+        let id = new_id(names, free, len);
+        if at > 0 && block.len() < BLOCK_MAX {
+            // The common case: in place.
+            grow(block);
+            block.insert(at, id);
+            return (id, true);
         }
-        if let Some(entry) = self.names.get_mut(next as usize) {
-            *entry = Some(name);
+        // The block is re-keyed (the key goes first: only in the first block) or split first,
+        // so no block's vector ever holds more than BLOCK_MAX.
+        let first = first.clone();
+        let Some(mut block) = blocks.remove(&first) else {
+            return (id, true);
+        };
+        let first = if at == 0 { Name::from(key) } else { first };
+        if block.len() >= BLOCK_MAX {
+            let half = block.len() / 2;
+            let mut upper = block.split_off(half);
+            // Both halves with the same room, a quarter: the lower one kept a full block's.
+            block.shrink_to(half + half / 4);
+            if at > half {
+                upper.insert(at - half, id);
+            } else {
+                block.insert(at, id);
+            }
+            let head = upper.first().map(|&h| Name::from(name_of(names, h)));
+            if let Some(head) = head {
+                blocks.insert(head, upper);
+            }
+        } else {
+            grow(&mut block);
+            block.insert(at, id);
         }
-        (next, true)
+        blocks.insert(first, block);
+        (id, true)
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<KeyId> {
-        let id = self.ordered.remove(key)?;
-        if let Some(slot) = self.names.get_mut(id as usize) {
+        let KeyIndex { blocks, names, .. } = self;
+        let (first, block) = block_of_mut(blocks, key)?;
+        let at = search(names, block, key).ok()?;
+        let id = if at > 0 && block.len() > BLOCK_MIN {
+            // The common case: in place.
+            let id = block.remove(at);
+            if block.capacity() > block.len() * 2 + 4 {
+                block.shrink_to_fit();
+            }
+            id
+        } else {
+            let first = first.clone();
+            self.remove_rebuilding(&first, at)?
+        };
+        if let Some(slot) = self.names.slot(id) {
             *slot = None;
         }
-        if self.ordered.is_empty() {
+        self.len -= 1;
+        if self.len == 0 {
             // Back to the baseline: no table of free slots outlives the entries.
             *self = KeyIndex::default();
         } else {
@@ -70,32 +242,101 @@ impl KeyIndex {
         Some(id)
     }
 
+    /// Removes the id at `at` of the block starting at `first`, re-keying the block (its first
+    /// name may be the one that goes), dropping it if empty, merging it with the next if small.
+    fn remove_rebuilding(&mut self, first: &[u8], at: usize) -> Option<KeyId> {
+        let mut block = self.blocks.remove(first)?;
+        let id = block.remove(at);
+        if block.is_empty() {
+            return Some(id);
+        }
+        if block.len() < BLOCK_MIN {
+            let next = self
+                .blocks
+                .range::<[u8], _>((Bound::Excluded(first), Bound::Unbounded))
+                .next()
+                .filter(|(_, b)| b.len() + block.len() <= BLOCK_MAX)
+                .map(|(n, _)| n.clone());
+            if let Some(next) = next.and_then(|n| self.blocks.remove(&n)) {
+                block.reserve_exact(next.len());
+                block.extend_from_slice(&next);
+            }
+        }
+        if block.capacity() > block.len() * 2 + 4 {
+            block.shrink_to_fit();
+        }
+        let head = if at == 0 {
+            Name::from(name_of(&self.names, block[0]))
+        } else {
+            Name::from(first)
+        };
+        self.blocks.insert(head, block);
+        Some(id)
+    }
+
     /// Keys from `from` on, in order.
-    pub fn range<'a>(&'a self, from: Bound<&'a [u8]>) -> impl Iterator<Item = &'a Bytes> + 'a {
-        self.ordered
-            .range::<[u8], _>((from, Bound::Unbounded))
-            .map(|(k, _)| k)
+    pub fn range<'a>(&'a self, from: Bound<&'a [u8]>) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let start = match from {
+            Bound::Included(k) | Bound::Excluded(k) => block_of(&self.blocks, k).map(|(f, _)| f),
+            Bound::Unbounded => None,
+        };
+        let blocks = match start {
+            Some(first) => self
+                .blocks
+                .range::<[u8], _>((Bound::Included(&**first), Bound::Unbounded)),
+            None => self.blocks.range::<[u8], _>(..),
+        };
+        let names = &self.names;
+        blocks.enumerate().flat_map(move |(i, (_, block))| {
+            let skip = match from {
+                _ if i > 0 => 0,
+                Bound::Included(k) => block.partition_point(|&id| name_of(names, id) < k),
+                Bound::Excluded(k) => block.partition_point(|&id| name_of(names, id) <= k),
+                Bound::Unbounded => 0,
+            };
+            block[skip..].iter().map(move |&id| name_of(names, id))
+        })
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Bytes> {
-        self.ordered.keys()
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.range(Bound::Unbounded)
     }
 
-    /// Memory held beyond the key names: tree slots, the id table, free ids.
+    /// Memory this index holds, names included (estimated: each block also costs a slot in
+    /// the tree and a copy of its first name).
     pub fn overhead_bytes(&self) -> usize {
-        const TREE_SLOT: usize = std::mem::size_of::<(Bytes, KeyId)>() + 8;
-        const ARC_HEADER: usize = 16;
-        let names: usize = self.ordered.keys().map(|k| k.len() + ARC_HEADER).sum();
-        self.ordered.len() * TREE_SLOT
-            + names
-            + self.names.capacity() * std::mem::size_of::<Option<Bytes>>()
-            + self.free.capacity() * std::mem::size_of::<KeyId>()
+        const BLOCK_SLOT: usize = 48;
+        let blocks: usize = self
+            .blocks
+            .iter()
+            .map(|(first, b)| {
+                BLOCK_SLOT + first.len() + b.capacity() * std::mem::size_of::<KeyId>()
+            })
+            .sum();
+        blocks + self.names.bytes() + self.free.capacity() * std::mem::size_of::<KeyId>()
+    }
+
+    /// Checks the blocks' invariants (tests).
+    #[cfg(test)]
+    fn check(&self) {
+        let mut total = 0;
+        for (first, block) in &self.blocks {
+            assert!(!block.is_empty() && block.capacity() <= BLOCK_MAX);
+            assert_eq!(&**first, name_of(&self.names, block[0]));
+            assert!(block
+                .windows(2)
+                .all(|w| name_of(&self.names, w[0]) < name_of(&self.names, w[1])));
+            total += block.len();
+        }
+        assert_eq!(total, self.len);
+        assert!(self.iter().zip(self.iter().skip(1)).all(|(a, b)| a < b));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     #[test]
     fn ids_are_reused_and_memory_resets() {
@@ -104,9 +345,10 @@ mod tests {
         assert!(new);
         assert_eq!(k.insert(b"a"), (a, false));
         let (b, _) = k.insert(b"b");
-        assert_eq!(k.name(b).map(|n| &**n), Some(b"b".as_slice()));
+        assert_eq!(k.name(b), Some(b"b".as_slice()));
         assert_eq!(k.remove(b"a"), Some(a));
         assert!(k.name(a).is_none());
+        assert_eq!(k.remove(b"a"), None);
         let (c, _) = k.insert(b"c");
         assert_eq!(c, a, "a freed id is reused");
         assert_eq!(k.id(b"c"), Some(c));
@@ -119,13 +361,155 @@ mod tests {
     #[test]
     fn ordered_ranges() {
         let mut k = KeyIndex::default();
-        for key in ["b", "a", "c"] {
+        for key in ["b", "a", "c", ""] {
             k.insert(key.as_bytes());
         }
-        let from_b: Vec<_> = k
-            .range(Bound::Included(b"b".as_slice()))
-            .map(|n| n.to_vec())
-            .collect();
-        assert_eq!(from_b, vec![b"b".to_vec(), b"c".to_vec()]);
+        let from_b: Vec<_> = k.range(Bound::Included(b"b".as_slice())).collect();
+        assert_eq!(from_b, vec![b"b".as_slice(), b"c"]);
+        let after_b: Vec<_> = k.range(Bound::Excluded(b"b".as_slice())).collect();
+        assert_eq!(after_b, vec![b"c".as_slice()]);
+        assert_eq!(
+            k.iter().next(),
+            Some(b"".as_slice()),
+            "the empty name sorts first"
+        );
+    }
+
+    #[test]
+    fn many_keys_span_pages_and_blocks() {
+        let mut k = KeyIndex::default();
+        let n = 5 * PAGE as u32 + 7;
+        // Descending, then ascending: every insert goes first, or last, in its block.
+        for i in (0..n).rev().chain(n..2 * n) {
+            let (id, added) = k.insert(format!("k{i:06}").as_bytes());
+            assert!(added);
+            assert_eq!(k.name(id), Some(format!("k{i:06}").as_bytes()));
+        }
+        k.check();
+        assert_eq!(k.len(), 2 * n as usize);
+        assert!(k.names.pages.len() > 5);
+        let tail: Vec<&[u8]> = k.range(Bound::Excluded(b"k000100")).take(2).collect();
+        assert_eq!(tail, vec![b"k000101".as_slice(), b"k000102"]);
+        // Remove every other key, then the rest from the front.
+        for i in (0..2 * n).step_by(2) {
+            assert!(k.remove(format!("k{i:06}").as_bytes()).is_some());
+        }
+        k.check();
+        for i in (1..2 * n).step_by(2) {
+            assert!(k.remove(format!("k{i:06}").as_bytes()).is_some());
+            if i % 1001 == 0 {
+                k.check();
+            }
+        }
+        assert!(k.is_empty());
+        assert_eq!(k.overhead_bytes(), 0);
+    }
+
+    /// A small deterministic PRNG (xorshift64*), so failures reproduce.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+        }
+    }
+
+    /// Random inserts, removals and range walks against a BTreeMap of name -> id.
+    #[test]
+    fn model_random_operations() {
+        let mut rng = Rng(0x0dd_ba11_cafe_f00d);
+        let mut k = KeyIndex::default();
+        let mut model: BTreeMap<Vec<u8>, KeyId> = BTreeMap::new();
+        let key = |rng: &mut Rng| -> Vec<u8> {
+            // Short names over a small alphabet, so prefixes and duplicates are common; some
+            // long, some binary.
+            let len = match rng.below(10) {
+                0 => 0,
+                1 => 40 + rng.below(200) as usize,
+                _ => 1 + rng.below(6) as usize,
+            };
+            (0..len)
+                .map(|_| match rng.below(20) {
+                    0 => 0u8,
+                    1 => 0xff,
+                    _ => b"ab:c"[rng.below(4) as usize],
+                })
+                .collect()
+        };
+        let mut max_blocks = 0;
+        for step in 0..60_000u32 {
+            let name = key(&mut rng);
+            let grow = step % 20_000 < 12_000;
+            match rng.below(10) {
+                0..=4 if grow || rng.below(2) == 0 => {
+                    let (id, added) = k.insert(&name);
+                    match model.get(&name) {
+                        Some(&old) => assert_eq!((id, added), (old, false)),
+                        None => {
+                            assert!(added);
+                            assert!(model.values().all(|&v| v != id), "id {id} handed out twice");
+                            model.insert(name.clone(), id);
+                        }
+                    }
+                }
+                0..=6 => {
+                    // Remove a present key most of the time.
+                    let victim = if rng.below(4) > 0 && !model.is_empty() {
+                        let at = rng.below(model.len() as u64) as usize;
+                        model.keys().nth(at).cloned().unwrap_or(name)
+                    } else {
+                        name
+                    };
+                    assert_eq!(k.remove(&victim), model.remove(&victim));
+                    assert_eq!(k.id(&victim), None);
+                }
+                7 => {
+                    let got: Vec<&[u8]> = k.range(Bound::Included(&name)).take(20).collect();
+                    let want: Vec<&[u8]> = model
+                        .range::<[u8], _>((Bound::Included(name.as_slice()), Bound::Unbounded))
+                        .take(20)
+                        .map(|(n, _)| n.as_slice())
+                        .collect();
+                    assert_eq!(got, want);
+                    let got: Vec<&[u8]> = k.range(Bound::Excluded(&name)).take(5).collect();
+                    let want: Vec<&[u8]> = model
+                        .range::<[u8], _>((Bound::Excluded(name.as_slice()), Bound::Unbounded))
+                        .take(5)
+                        .map(|(n, _)| n.as_slice())
+                        .collect();
+                    assert_eq!(got, want);
+                }
+                _ => {
+                    assert_eq!(k.id(&name), model.get(&name).copied());
+                    if let Some(&id) = model.get(&name) {
+                        assert_eq!(k.name(id), Some(name.as_slice()));
+                    }
+                }
+            }
+            assert_eq!(k.len(), model.len());
+            max_blocks = max_blocks.max(k.blocks.len());
+            if step % 4999 == 0 || step % 20_000 > 19_900 {
+                k.check();
+            }
+            if step % 4999 == 0 {
+                assert!(k.iter().eq(model.keys().map(|n| n.as_slice())));
+                for (n, &id) in &model {
+                    assert_eq!(k.name(id), Some(n.as_slice()));
+                }
+            }
+        }
+        assert!(
+            max_blocks > 20,
+            "blocks split and merge: at most {max_blocks}"
+        );
+        let names: Vec<Vec<u8>> = model.keys().cloned().collect();
+        for n in names {
+            assert_eq!(k.remove(&n), model.remove(&n));
+        }
+        assert!(k.is_empty());
+        assert_eq!(k.overhead_bytes(), 0, "back to baseline");
     }
 }

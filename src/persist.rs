@@ -97,7 +97,7 @@ pub fn decode_entry(r: &mut impl EntryReader) -> Option<Entry> {
         fresh_until,
         cost_ms,
     );
-    entry.dead = flags & FLAG_DEAD != 0;
+    entry.set_dead(flags & FLAG_DEAD != 0);
     Some(entry)
 }
 
@@ -122,8 +122,8 @@ pub fn replication_args<'a>(
     if let Some(stale) = stale_ms {
         args.extend([word(b"PSTALE"), number(stale)]);
     }
-    if entry.cost_ms > 0 {
-        args.extend([word(b"COST"), number(i64::from(entry.cost_ms))]);
+    if entry.cost_ms() > 0 {
+        args.extend([word(b"COST"), number(i64::from(entry.cost_ms()))]);
     }
     if keep_ttl {
         args.push(word(b"KEEPTTL"));
@@ -175,7 +175,7 @@ mod tests {
         let bytes = encode(b"val", 1234, 56, FLAG_DEAD, &[b"t1", b"", b"t3"]);
         let e = decode_entry(&mut SliceReader(&bytes)).unwrap();
         assert_eq!(e.value(), b"val");
-        assert_eq!((e.fresh_until, e.cost_ms, e.dead), (1234, 56, true));
+        assert_eq!((e.fresh_until, e.cost_ms(), e.dead()), (1234, 56, true));
         let tags: Vec<&[u8]> = e.tags().collect();
         assert_eq!(tags, [&b"t1"[..], b"", b"t3"]);
     }

@@ -53,7 +53,7 @@ impl View {
             Some(EntryView {
                 fresh,
                 fresh_until: e.fresh_until,
-                cost_ms: e.cost_ms,
+                cost_ms: e.cost_ms(),
             })
         });
         View {
@@ -263,7 +263,7 @@ mod tests {
             Some(false)
         );
         let mut dead = entry.clone();
-        dead.dead = true;
+        dead.set_dead(true);
         assert_eq!(View::of(&db, b"k", Some(&dead), NOW).entry, None);
         assert_eq!(View::of(&db, b"k", None, NOW).entry, None);
     }

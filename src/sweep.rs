@@ -104,7 +104,7 @@ fn reclaim(ctx: &Context, batch: &Batch, primary: bool) {
         };
         let counted = batch
             .count_before
-            .is_some_and(|seq| entry.gen < seq && !entry.dead);
+            .is_some_and(|seq| entry.gen < seq && !entry.dead());
         let freshness = state::with(|s| {
             let d = s.db(db);
             if counted && primary {
@@ -120,7 +120,7 @@ fn reclaim(ctx: &Context, batch: &Batch, primary: bool) {
                 signal_modified(ctx, name);
             } else {
                 // The primary's DEL follows, and signals the key here.
-                entry.dead = true;
+                entry.set_dead(true);
                 state::with(|s| s.db(db).mark_dead_on_replica(name));
             }
             continue;

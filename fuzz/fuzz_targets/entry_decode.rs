@@ -19,7 +19,7 @@ fn encode(e: &Entry, flags: u64) -> Vec<u8> {
     };
     string(&mut out, e.value());
     out.extend(e.fresh_until.to_le_bytes());
-    out.extend(i64::from(e.cost_ms).to_le_bytes());
+    out.extend(i64::from(e.cost_ms()).to_le_bytes());
     out.extend(flags.to_le_bytes());
     out.extend((e.tags().count() as u64).to_le_bytes());
     for tag in e.tags() {
@@ -37,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
     // The flags word sits after the value and two numbers.
     let value_end = 8 + entry.value().len();
     let flags = u64::from_le_bytes(consumed[value_end + 16..value_end + 24].try_into().unwrap());
-    assert_eq!(entry.dead, flags & 1 != 0);
+    assert_eq!(entry.dead(), flags & 1 != 0);
     assert_eq!(encode(&entry, flags), consumed);
     assert!(entry.mem_usage() >= entry.value().len());
     let copy = entry.duplicate();

@@ -62,8 +62,9 @@ fuzz_target!(|data: &[u8]| {
                 let count = usize::from(op >> 3) % 9; // 0 is read as 1
                 let (next, page) = set.scan(s.cursor, count);
                 assert!(page.len() <= count.max(1));
-                for m in page {
+                for m in &page {
                     let i = index_of(m);
+                    assert!(!s.seen.contains(&i), "scan returned a member twice");
                     assert!(model.contains(&i), "scan returned a non-member");
                     s.seen.insert(i);
                 }
@@ -79,7 +80,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(set.is_empty(), model.is_empty());
         assert_eq!(set.contains(pool[k]), model.contains(&k));
     }
-    let members: HashSet<usize> = set.iter().map(index_of).collect();
+    let members: HashSet<usize> = set.iter().map(|m| index_of(&m)).collect();
     assert_eq!(members, model);
     assert_eq!(set.iter().count(), model.len(), "a member listed twice");
     // Drain the set fully, the way a detached tag set is freed.

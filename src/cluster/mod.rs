@@ -615,7 +615,7 @@ pub fn on_arrival(ctx: &Context, db: i32, key: &[u8], entry: &mut Entry, now: i6
         if soft {
             entry.make_stale(at);
         } else {
-            entry.dead = true;
+            entry.set_dead(true);
         }
     }
 }

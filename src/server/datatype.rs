@@ -60,7 +60,7 @@ unsafe extern "C" fn rdb_save(io: *mut raw::RedisModuleIO, value: *mut c_void) {
     let (dead, fresh_until) = persisted_view(key, entry, db);
     raw::save_slice(io, entry.value());
     raw::save_signed(io, fresh_until);
-    raw::save_signed(io, i64::from(entry.cost_ms));
+    raw::save_signed(io, i64::from(entry.cost_ms()));
     raw::save_unsigned(io, if dead { FLAG_DEAD } else { 0 });
     raw::save_unsigned(io, entry.tags().count() as u64);
     for tag in entry.tags() {
