@@ -314,21 +314,7 @@ pub const INVALIDATE_SPEC: Spec = Spec {
 
 /// CACHE.INVALIDATE pattern [SOFT] [LOCAL]
 pub fn invalidate(ctx: &Context, args: &Args) -> RedisResult {
-    let argv = args.rest();
-    let cmd = args::invalidate(&argv)?;
-    let scope = cluster::scope(ctx, cmd.local, "CACHE.INVALIDATE")?;
-    let db = selected_db(ctx);
-    let access = Access::of(ctx);
-    // Announced first: a near cache drops the matching copies before the per-key signals.
-    channel::announce(ctx, db, Kind::Pattern, cmd.soft, cmd.pattern);
-    let (count, touched) = invalidate_pattern(ctx, db, cmd.pattern, cmd.soft, &access, true);
-    replicate_invalidation(ctx, &access, None, cmd.soft, &touched);
-    replicate_announcement(ctx, &access, db, Kind::Pattern, cmd.soft, cmd.pattern);
-    let op = cluster::Op::Invalidate {
-        pattern: cmd.pattern.to_vec(),
-        soft: cmd.soft,
-    };
-    cluster::complete(ctx, scope, db, &access, op, cluster::Acc::Count(count))
+    invalidation_command(ctx, args, Kind::Pattern)
 }
 
 const INVALIDATETAG: &[Arg] = &[
@@ -354,19 +340,39 @@ pub const INVALIDATE_TAG: Spec = Spec {
 
 /// CACHE.INVALIDATETAG tag [SOFT] [LOCAL]
 pub fn invalidate_tag(ctx: &Context, args: &Args) -> RedisResult {
+    invalidation_command(ctx, args, Kind::Tag)
+}
+
+/// INVALIDATE (`Kind::Pattern`) and INVALIDATETAG (`Kind::Tag`): here, then cluster-wide.
+fn invalidation_command(ctx: &Context, args: &Args, kind: Kind) -> RedisResult {
     let argv = args.rest();
     let cmd = args::invalidate(&argv)?;
-    let scope = cluster::scope(ctx, cmd.local, "CACHE.INVALIDATETAG")?;
+    let name = match kind {
+        Kind::Pattern => "CACHE.INVALIDATE",
+        Kind::Tag => "CACHE.INVALIDATETAG",
+    };
+    let scope = cluster::scope(ctx, cmd.local, name)?;
     let db = selected_db(ctx);
     let access = Access::of(ctx);
     // Announced first: a near cache drops the matching copies before the per-key signals.
-    channel::announce(ctx, db, Kind::Tag, cmd.soft, cmd.pattern);
-    let (count, touched) = invalidate_tags(ctx, db, cmd.pattern, cmd.soft, &access, true);
+    channel::announce(ctx, db, kind, cmd.soft, cmd.pattern);
+    let apply = match kind {
+        Kind::Pattern => invalidate_pattern,
+        Kind::Tag => invalidate_tags,
+    };
+    let (count, touched) = apply(ctx, db, cmd.pattern, cmd.soft, &access, true);
     replicate_invalidation(ctx, &access, None, cmd.soft, &touched);
-    replicate_announcement(ctx, &access, db, Kind::Tag, cmd.soft, cmd.pattern);
-    let op = cluster::Op::InvalidateTag {
-        tag: cmd.pattern.to_vec(),
-        soft: cmd.soft,
+    replicate_announcement(ctx, &access, db, kind, cmd.soft, cmd.pattern);
+    let (argument, soft) = (cmd.pattern.to_vec(), cmd.soft);
+    let op = match kind {
+        Kind::Pattern => cluster::Op::Invalidate {
+            pattern: argument,
+            soft,
+        },
+        Kind::Tag => cluster::Op::InvalidateTag {
+            tag: argument,
+            soft,
+        },
     };
     cluster::complete(ctx, scope, db, &access, op, cluster::Acc::Count(count))
 }
