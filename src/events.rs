@@ -9,50 +9,43 @@
 use crate::config;
 use crate::entry::Entry;
 use crate::server::arrivals::ARRIVALS;
-use crate::server::events::ServerEvents;
+use crate::server::events::{KeyEvent, KeyspaceEvents, ServerEvents};
 use crate::server::keys::selected_db;
 use crate::state;
-use redis_module::{Context, NotifyEvent};
+use redis_module::Context;
 
-/// The keyspace events the module subscribes to.
-pub fn on_keyspace_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[u8]) {
-    let db = selected_db(ctx);
-    let arriving = match event {
-        // The moved slot names the source: kept only if it is this key's.
-        "rename_from" | "move_from" => {
-            if !ARRIVALS.moved.matches(key, db) {
-                ARRIVALS.moved.clear();
+/// The module's side of the keyspace events.
+pub struct KeyEvents;
+
+impl KeyspaceEvents for KeyEvents {
+    fn key_event(ctx: &Context, event: KeyEvent, key: &[u8]) {
+        let db = selected_db(ctx);
+        let arriving = match event {
+            // The moved slot names the source: kept only if it is this key's.
+            KeyEvent::RenameFrom | KeyEvent::MoveFrom => {
+                if !ARRIVALS.moved.matches(key, db) {
+                    ARRIVALS.moved.clear();
+                }
+                None
             }
-            None
+            KeyEvent::RenameTo | KeyEvent::MoveTo => ARRIVALS.moved.take_any(),
+            KeyEvent::CopyTo => ARRIVALS.copied.take(key, db),
+            KeyEvent::Restore | KeyEvent::Loaded => ARRIVALS.loaded.take(key, db),
+            KeyEvent::Del | KeyEvent::Set => None,
+        };
+        if event != KeyEvent::Loaded {
+            // The key was written by another command: an outstanding lease on it is void.
+            state::with(|s| s.db(db).leases_mut().void_key(key));
         }
-        "rename_to" | "move_to" => ARRIVALS.moved.take_any(),
-        "copy_to" => ARRIVALS.copied.take(key, db),
-        "restore" | "loaded" => ARRIVALS.loaded.take(key, db),
-        _ => None,
-    };
-    let written = matches!(
-        event,
-        "rename_to"
-            | "move_to"
-            | "copy_to"
-            | "restore"
-            | "del"
-            | "set"
-            | "rename_from"
-            | "move_from"
-    );
-    if written {
-        // The key was written by another command: an outstanding lease on it is void.
-        state::with(|s| s.db(db).leases_mut().void_key(key));
-    }
-    if let Some(mut arriving) = arriving {
-        if let Some(entry) = arriving.entry() {
-            if event == "restore" {
-                // From another node (RESTORE, MIGRATE), maybe in flight while an invalidation
-                // ran on both nodes.
-                crate::cluster::on_arrival(ctx, db, key, entry, crate::server::keys::now_ms());
+        if let Some(mut arriving) = arriving {
+            if let Some(entry) = arriving.entry() {
+                if event == KeyEvent::Restore {
+                    // From another node (RESTORE, MIGRATE), maybe in flight while an
+                    // invalidation ran on both nodes.
+                    crate::cluster::on_arrival(ctx, db, key, entry, crate::server::keys::now_ms());
+                }
+                index_arrival(ctx, db, key, entry, event == KeyEvent::Loaded);
             }
-            index_arrival(ctx, db, key, entry, event == "loaded");
         }
     }
 }

@@ -54,7 +54,9 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         return Status::Err;
     }
     state::with(|s| s.seed(state::os_seed()));
-    if !server::events::subscribe::<events::Events>(ctx) {
+    if !server::events::subscribe::<events::Events>(ctx)
+        || !server::events::subscribe_keyspace::<events::KeyEvents>(ctx)
+    {
         ctx.log_warning("cache: could not subscribe to server events");
         return Status::Err;
     }
@@ -109,9 +111,6 @@ redis_module! {
     allocator: (Allocator, Allocator),
     data_types: [CACHE_TYPE, STARTUP_QUIET],
     init: init,
-    event_handlers: [
-        [@GENERIC @STRING @LOADED: events::on_keyspace_event],
-    ],
     configurations: [
         i64: [
             ["default-ttl", &config::DEFAULT_TTL, 0, 0, config::MAX_DEFAULT_SECONDS, ConfigurationFlags::DEFAULT, None],

@@ -1,8 +1,89 @@
-//! Server events (FLUSHDB/FLUSHALL, SWAPDB, replication role changes): the subscription and the
-//! C callbacks, which hand plain values to an implementor of [`ServerEvents`].
+//! Server events (FLUSHDB/FLUSHALL, SWAPDB, replication role changes) and keyspace events:
+//! the subscriptions and the C callbacks, which hand plain values to an implementor of
+//! [`ServerEvents`] or [`KeyspaceEvents`].
 
-use redis_module::{raw, Context};
-use std::os::raw::c_void;
+use redis_module::{raw, Context, NotifyEvent};
+use std::ffi::CStr;
+use std::os::raw::{c_char, c_int, c_void};
+
+/// The keyspace events the index follows. Every plain SET (and EXPIRE, ...) of the host
+/// raises one of the classes these are in, so the rest are dropped unread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyEvent {
+    Del,
+    Set,
+    RenameFrom,
+    RenameTo,
+    MoveFrom,
+    MoveTo,
+    CopyTo,
+    Restore,
+    Loaded,
+}
+
+impl KeyEvent {
+    fn parse(name: &[u8]) -> Option<KeyEvent> {
+        Some(match name {
+            b"del" => KeyEvent::Del,
+            b"set" => KeyEvent::Set,
+            b"rename_from" => KeyEvent::RenameFrom,
+            b"rename_to" => KeyEvent::RenameTo,
+            b"move_from" => KeyEvent::MoveFrom,
+            b"move_to" => KeyEvent::MoveTo,
+            b"copy_to" => KeyEvent::CopyTo,
+            b"restore" => KeyEvent::Restore,
+            b"loaded" => KeyEvent::Loaded,
+            _ => return None,
+        })
+    }
+}
+
+/// What the module does on the keyspace events it follows.
+pub trait KeyspaceEvents: 'static {
+    /// `event` happened to `key` in the context's selected database.
+    fn key_event(ctx: &Context, event: KeyEvent, key: &[u8]);
+}
+
+/// Subscribes to the classes of the events in [`KeyEvent`].
+pub fn subscribe_keyspace<E: KeyspaceEvents>(ctx: &Context) -> bool {
+    let classes = NotifyEvent::GENERIC | NotifyEvent::STRING | NotifyEvent::LOADED;
+    // SAFETY: called from `init` with the load context; the callback has the signature the
+    // server calls.
+    unsafe {
+        raw::RedisModule_SubscribeToKeyspaceEvents.unwrap()(
+            ctx.ctx,
+            classes.bits(),
+            Some(on_keyspace::<E>),
+        ) == raw::REDISMODULE_OK as c_int
+    }
+}
+
+// SAFETY: the server calls this with a live context, a NUL-terminated event name and the
+// key's string, all valid for the call (each checked for null).
+unsafe extern "C" fn on_keyspace<E: KeyspaceEvents>(
+    ctx: *mut raw::RedisModuleCtx,
+    _class: c_int,
+    event: *const c_char,
+    key: *mut raw::RedisModuleString,
+) -> c_int {
+    if event.is_null() || key.is_null() {
+        return raw::REDISMODULE_OK as c_int;
+    }
+    // SAFETY: a NUL-terminated name, valid for the call.
+    let Some(event) = KeyEvent::parse(unsafe { CStr::from_ptr(event) }.to_bytes()) else {
+        return raw::REDISMODULE_OK as c_int;
+    };
+    let mut len = 0;
+    let ptr = raw::string_ptr_len(key, &mut len);
+    let name = if ptr.is_null() {
+        &[][..]
+    } else {
+        // SAFETY: the key's `len` bytes, alive for the call.
+        unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) }
+    };
+    E::key_event(&Context::new(ctx), event, name);
+    raw::REDISMODULE_OK as c_int
+}
 
 /// What the module does on the server events it subscribes to.
 pub trait ServerEvents: 'static {
