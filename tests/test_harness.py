@@ -1,6 +1,6 @@
 """Checks of the test harness itself, with no module loaded (they run even before the module builds)."""
 
-from resp import S, Err, Map
+from harness import S, Err, Map
 
 
 def test_start_restart_and_raw_types(make_server):
