@@ -43,11 +43,12 @@ def _ok(reply):
 
 class Cluster:
     """`primaries` primaries (slots split evenly) with `replicas` replicas each, the module loaded
-    on every node, nodes n0..n{k} in dirs under `base` (a temporary dir when None)."""
+    on every node, nodes n0..n{k} in dirs under `base` (a temporary dir when None). `node_class`
+    makes each node (a harness Server or a subclass, called with keyword arguments)."""
 
     def __init__(self, base=None, primaries=3, replicas=1, module=None,
                  module_args=("cache.cluster-timeout-ms", str(TIMEOUT_MS)),
-                 node_timeout_ms=NODE_TIMEOUT_MS, extra_args=()):
+                 node_timeout_ms=NODE_TIMEOUT_MS, extra_args=(), node_class=Server):
         self.owns_base = base is None
         self.base = Path(base) if base is not None else Path(tempfile.mkdtemp(prefix="cache-cluster-"))
         self.n_primaries = primaries
@@ -55,13 +56,14 @@ class Cluster:
         self.cports = []
         for i in range(primaries * (1 + replicas)):
             self.cports.append(free_port())
-            s = Server(self.base / f"n{i}", f"n{i}", module=module, module_args=module_args,
-                       extra_args=["--cluster-enabled", "yes",
-                                   "--cluster-config-file", "nodes.conf",
-                                   "--cluster-node-timeout", str(node_timeout_ms),
-                                   "--cluster-port", str(self.cports[-1]),
-                                   "--cluster-allow-replica-migration", "no",
-                                   "--appendonly", "no", *extra_args])
+            s = node_class(dir=self.base / f"n{i}", name=f"n{i}", module=module,
+                           module_args=module_args,
+                           extra_args=["--cluster-enabled", "yes",
+                                       "--cluster-config-file", "nodes.conf",
+                                       "--cluster-node-timeout", str(node_timeout_ms),
+                                       "--cluster-port", str(self.cports[-1]),
+                                       "--cluster-allow-replica-migration", "no",
+                                       "--appendonly", "no", *extra_args])
             self.nodes.append(s)
         self.conns = {}
         self.slots = None
