@@ -6,6 +6,8 @@ scripts/profile.py and the benchmark.
 Environment:
   REDIS_SERVER   server binary (default `redis-server` on PATH)
   CACHE_MODULE   module path (default <repo>/target/release/librediscache.so)
+  CACHE_VALGRIND a directory: every server given no `wrapper` runs under memcheck, one log per
+                 process there (start timeout 120 s; slow, for a few targeted tests)
 
 Every server runs on a free loopback port (never 6379, Debian's service, nor 6390, `make run`),
 in its own directory (a temporary one, removed by `cleanup()`, unless `dir` is given), with
@@ -122,6 +124,9 @@ class Server:
         self.extra_args = [str(a) for a in extra_args]
         self.conf_text = conf_text
         self.load_module = load_module
+        if not wrapper and os.environ.get("CACHE_VALGRIND"):
+            wrapper = memcheck(os.environ["CACHE_VALGRIND"])
+            start_timeout = max(start_timeout, 120.0)
         self.wrapper = [str(a) for a in wrapper]
         self.port = port
         self.start_timeout = start_timeout
@@ -231,7 +236,10 @@ class Server:
 
     def stop(self, save=False, timeout=STOP_TIMEOUT):
         """Graceful stop: SHUTDOWN SAVE|NOSAVE, then waits for the process to exit (bounded;
-        killed after `timeout`). Returns its exit code (None if it never started)."""
+        killed after `timeout`, at least 120 s under a wrapper). Returns its exit code (None if it
+        never started)."""
+        if self.wrapper:
+            timeout = max(timeout, 120.0)
         self._close_clients()
         if self.proc is None:
             return None
