@@ -39,6 +39,8 @@ pub struct SetTagged<'a> {
     pub keep_ttl: bool,
     /// Distinct, in the order first given.
     pub tags: Vec<&'a [u8]>,
+    /// Where the `TAGS` word is among the arguments: replication passes the tail on as given.
+    pub tags_at: Option<usize>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -90,10 +92,19 @@ pub fn parse_i64(arg: &[u8]) -> Result<i64, ParseError> {
     if !canonical {
         return Err(ParseError::NotAnInteger);
     }
-    std::str::from_utf8(arg)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or(ParseError::NotAnInteger)
+    // Accumulated negatively, so i64::MIN has room; any overflow is an error.
+    let mut n: i64 = 0;
+    for &d in digits {
+        n = n
+            .checked_mul(10)
+            .and_then(|n| n.checked_sub(i64::from(d - b'0')))
+            .ok_or(ParseError::NotAnInteger)?;
+    }
+    if digits.len() == arg.len() {
+        n.checked_neg().ok_or(ParseError::NotAnInteger)
+    } else {
+        Ok(n)
+    }
 }
 
 fn eq(arg: &[u8], word: &str) -> bool {
@@ -150,6 +161,7 @@ pub fn set_tagged<'a>(args: &[&'a [u8]], max_tags: usize) -> Result<SetTagged<'a
     let mut lease = None;
     let mut keep_ttl = None;
     let mut tags: Vec<&[u8]> = Vec::new();
+    let mut tags_at = None;
     while let Some(word) = opts.next() {
         if eq(word, "EX") {
             let n = opts.int()?;
@@ -192,6 +204,8 @@ pub fn set_tagged<'a>(args: &[&'a [u8]], max_tags: usize) -> Result<SetTagged<'a
         } else if eq(word, "KEEPTTL") {
             once(&mut keep_ttl, true)?;
         } else if eq(word, "TAGS") {
+            // Two arguments (key and value) come before `rest`.
+            tags_at = Some(opts.at + 1);
             for tag in &rest[opts.at..] {
                 if !tags.contains(tag) {
                     if tags.len() == max_tags {
@@ -214,6 +228,7 @@ pub fn set_tagged<'a>(args: &[&'a [u8]], max_tags: usize) -> Result<SetTagged<'a
         lease,
         keep_ttl: keep_ttl.unwrap_or(false),
         tags,
+        tags_at,
     })
 }
 
@@ -378,7 +393,11 @@ mod tests {
         assert_eq!(parse_i64(b"10"), Ok(10));
         assert_eq!(parse_i64(b"-5"), Ok(-5));
         assert_eq!(parse_i64(b"0"), Ok(0));
+        assert_eq!(parse_i64(b"9223372036854775807"), Ok(i64::MAX));
+        assert_eq!(parse_i64(b"-9223372036854775808"), Ok(i64::MIN));
         for bad in [
+            "9223372036854775808",
+            "-9223372036854775809",
             "",
             "+1",
             "01",
@@ -405,6 +424,7 @@ mod tests {
         assert_eq!(s.cost_ms, 200);
         assert_eq!(s.lease, Some(b"abc".as_slice()));
         assert_eq!(s.tags, vec![b"t".as_slice(), b"u"]);
+        assert_eq!(s.tags_at, Some(10), "the TAGS word");
         let s = set_tagged(&a("k v PXAT 1700000000000 PSTALE 10 KEEPTTL"), 64).unwrap();
         assert_eq!(s.fresh, Freshness::Until(1_700_000_000_000));
         assert!(s.keep_ttl);

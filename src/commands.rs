@@ -13,12 +13,12 @@ use crate::invalidation::{
     replicate_invalidation, reply_fields, reply_scan, tag_scan_local,
 };
 use crate::lookup::{lookup, reply_lookup, Lookup};
-use crate::persist::replication_args;
+use crate::persist::SetReplication;
 use crate::server::acl::Access;
-use crate::server::command::Args;
+use crate::server::command::{replicate_set, Args};
 use crate::server::docs::{arg, keyword, word, Arg, Spec, Ty, ACCESS, RO, RW, SINCE, UPDATE};
 use crate::server::keys::{
-    notify_module_event, now_ms, selected_db, signal_modified, Content, Key, Keyspace,
+    notify_module_event, now_ms, selected_db, signal_modified_arg, Content, Key, Keyspace,
 };
 use crate::server::reply;
 use crate::state::{self, parse_token};
@@ -103,9 +103,8 @@ pub const SET_TAGGED: Spec = Spec {
 /// CACHE.SETTAGGED key value [EX s|PX ms|EXAT s|PXAT ms|PERSIST] [STALE s|PSTALE ms]
 /// [COST ms] [LEASE token] [KEEPTTL] [TAGS tag ...]
 pub fn set_tagged(ctx: &Context, args: &Args) -> RedisResult {
-    let argv = args.rest();
     let max_tags = usize::try_from(config::max_tags()).unwrap_or(0);
-    let cmd = args::set_tagged(&argv, max_tags)?;
+    let cmd = args.parse(|a| args::set_tagged(a, max_tags))?;
     let mut keyspace = Keyspace::of(ctx);
     let mut key = keyspace.open_arg(args.raw(1), true);
     if let Content::Other = key.content() {
@@ -161,13 +160,13 @@ pub fn set_tagged(ctx: &Context, args: &Args) -> RedisResult {
             }
         });
         let stale = (fresh_until != FOREVER && !cmd.keep_ttl).then_some(stale_ms);
-        let replicated = replication_args(cmd.key, entry, fresh_until, stale, cmd.keep_ttl);
-        let refs: Vec<&[u8]> = replicated.iter().map(|a| &**a).collect();
-        ctx.replicate("CACHE.SETTAGGED", &refs[..]);
+        let tags_at = cmd.tags_at.map(|at| at + 1);
+        let replicated = SetReplication::new(fresh_until, stale, cost_ms, cmd.keep_ttl, tags_at);
+        replicate_set(ctx, args, c"CACHE.SETTAGGED", &replicated);
     }
     drop(key);
-    signal_modified(ctx, cmd.key);
     if let Some(name) = args.raw(1) {
+        signal_modified_arg(ctx, name);
         notify_module_event(ctx, c"cache.settagged", name);
     }
     waiters::wake_on_set(ctx, db, cmd.key);
@@ -198,8 +197,7 @@ pub const GET_OR_MARK: Spec = Spec {
 
 /// CACHE.GETORMARK key [LEASE ms] [WAIT ms]
 pub fn get_or_mark(ctx: &Context, args: &Args) -> RedisResult {
-    let argv = args.rest();
-    let cmd = args::get_or_mark(&argv)?;
+    let cmd = args.parse(args::get_or_mark)?;
     let lease_ms = cmd.lease_ms.unwrap_or_else(config::lease_ms);
     let db = selected_db(ctx);
     let mut keyspace = Keyspace::of(ctx);
@@ -245,8 +243,7 @@ pub const GET_SPEC: Spec = Spec {
 
 /// CACHE.GET key [WITHMETA]
 pub fn get(ctx: &Context, args: &Args) -> RedisResult {
-    let argv = args.rest();
-    let cmd = args::get(&argv)?;
+    let cmd = args.parse(args::get)?;
     let db = selected_db(ctx);
     let mut keyspace = Keyspace::of(ctx);
     let mut key = keyspace.open_arg(args.raw(1), false);
@@ -345,8 +342,7 @@ pub fn invalidate_tag(ctx: &Context, args: &Args) -> RedisResult {
 
 /// INVALIDATE (`Kind::Pattern`) and INVALIDATETAG (`Kind::Tag`): here, then cluster-wide.
 fn invalidation_command(ctx: &Context, args: &Args, kind: Kind) -> RedisResult {
-    let argv = args.rest();
-    let cmd = args::invalidate(&argv)?;
+    let cmd = args.parse(args::invalidate)?;
     let name = match kind {
         Kind::Pattern => "CACHE.INVALIDATE",
         Kind::Tag => "CACHE.INVALIDATETAG",
@@ -409,8 +405,7 @@ pub const STATS_SPEC: Spec = Spec {
 
 /// CACHE.STATS [NAMESPACE name | NAMESPACES | RESET] [LOCAL]
 pub fn stats(ctx: &Context, args: &Args) -> RedisResult {
-    let argv = args.rest();
-    let (query, local) = args::stats(&argv)?;
+    let (query, local) = args.parse(args::stats)?;
     let scope = cluster::scope(ctx, local, "CACHE.STATS")?;
     let access = Access::of(ctx);
     if !access.covers_all(ctx) {
@@ -476,8 +471,7 @@ pub const TAGS: Spec = Spec {
 
 /// CACHE.TAGS key
 pub fn tags(ctx: &Context, args: &Args) -> RedisResult {
-    let argv = args.rest();
-    let name = args::key_only(&argv)?;
+    let name = args.parse(args::key_only)?;
     let db = selected_db(ctx);
     let mut keyspace = Keyspace::of(ctx);
     let mut key = keyspace.open_arg(args.raw(1), false);
@@ -524,8 +518,7 @@ pub const TAG_SCAN: Spec = Spec {
 
 /// CACHE.TAGSCAN tag cursor [MATCH pattern] [COUNT count] [LOCAL]
 pub fn tag_scan(ctx: &Context, args: &Args) -> RedisResult {
-    let argv = args.rest();
-    let cmd = args::tag_scan(&argv)?;
+    let cmd = args.parse(args::tag_scan)?;
     let scope = cluster::scope(ctx, cmd.local, "CACHE.TAGSCAN")?;
     let db = selected_db(ctx);
     let access = Access::of(ctx);

@@ -163,7 +163,7 @@ impl Db {
 
     pub fn freshness(&self, key: &[u8], entry: &Entry, now: i64) -> Freshness {
         if self.invalidations.pending.is_empty() && self.invalidations.pattern_sweeps.is_empty() {
-            return entry.freshness(now, |_| None);
+            return Freshness::of((entry.dead(), entry.fresh_until), now);
         }
         Freshness::of(self.effective(key, entry), now)
     }

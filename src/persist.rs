@@ -101,6 +101,111 @@ pub fn decode_entry(r: &mut impl EntryReader) -> Option<Entry> {
     Some(entry)
 }
 
+/// One argument of a replicated `CACHE.SETTAGGED`, as the server side builds it without
+/// copying what the call already holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The call's own argument at this index (the command name is 0).
+    Arg(usize),
+    /// Every argument of the call from this index on.
+    ArgsFrom(usize),
+    Word(Word),
+    Int(i64),
+}
+
+/// The fixed words of a replicated set (the server side keeps one string of each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Word {
+    Pxat,
+    Persist,
+    Pstale,
+    Cost,
+    KeepTtl,
+}
+
+impl Word {
+    pub const ALL: [Word; 5] = [
+        Word::Pxat,
+        Word::Persist,
+        Word::Pstale,
+        Word::Cost,
+        Word::KeepTtl,
+    ];
+
+    pub fn text(self) -> &'static [u8] {
+        match self {
+            Word::Pxat => b"PXAT",
+            Word::Persist => b"PERSIST",
+            Word::Pstale => b"PSTALE",
+            Word::Cost => b"COST",
+            Word::KeepTtl => b"KEEPTTL",
+        }
+    }
+}
+
+/// How a `CACHE.SETTAGGED` call replicates: its key, value and `TAGS ...` tail as given (a
+/// replica parses them exactly as the primary did), its times made absolute (the same
+/// arguments [`replication_args`] writes for the entry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SetReplication {
+    parts: [Part; SetReplication::CAPACITY],
+    len: usize,
+}
+
+impl SetReplication {
+    /// Key, value, three timed options with their numbers, KEEPTTL, the tags.
+    pub const CAPACITY: usize = 10;
+
+    /// `tags_at`: where the call's `TAGS` word is, counting the command name as 0.
+    pub fn new(
+        fresh_until: i64,
+        stale_ms: Option<i64>,
+        cost_ms: u32,
+        keep_ttl: bool,
+        tags_at: Option<usize>,
+    ) -> SetReplication {
+        let mut r = SetReplication {
+            parts: [Part::Arg(0); SetReplication::CAPACITY],
+            len: 0,
+        };
+        r.push(Part::Arg(1));
+        r.push(Part::Arg(2));
+        if fresh_until == FOREVER {
+            r.push(Part::Word(Word::Persist));
+        } else {
+            r.push(Part::Word(Word::Pxat));
+            r.push(Part::Int(fresh_until));
+        }
+        if let Some(stale) = stale_ms {
+            r.push(Part::Word(Word::Pstale));
+            r.push(Part::Int(stale));
+        }
+        if cost_ms > 0 {
+            r.push(Part::Word(Word::Cost));
+            r.push(Part::Int(i64::from(cost_ms)));
+        }
+        if keep_ttl {
+            r.push(Part::Word(Word::KeepTtl));
+        }
+        if let Some(at) = tags_at {
+            r.push(Part::ArgsFrom(at));
+        }
+        r
+    }
+
+    /// `new` pushes at most CAPACITY parts.
+    fn push(&mut self, part: Part) {
+        if let Some(slot) = self.parts.get_mut(self.len) {
+            *slot = part;
+            self.len += 1;
+        }
+    }
+
+    pub fn parts(&self) -> &[Part] {
+        &self.parts[..self.len]
+    }
+}
+
 /// Arguments of the `CACHE.SETTAGGED` that recreates an entry exactly: absolute fresh-until,
 /// stale window in ms, cost and tags. Key, value and tags are borrowed, not copied.
 pub fn replication_args<'a>(
@@ -154,6 +259,65 @@ mod tests {
             string(&mut out, tag);
         }
         out
+    }
+
+    /// The parts against a call's arguments, as the server side renders them.
+    fn render(parts: &[Part], call: &[&[u8]]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for part in parts {
+            match *part {
+                Part::Arg(i) => out.push(call[i].to_vec()),
+                Part::ArgsFrom(i) => out.extend(call[i..].iter().map(|a| a.to_vec())),
+                Part::Word(w) => out.push(w.text().to_vec()),
+                Part::Int(n) => out.push(n.to_string().into_bytes()),
+            }
+        }
+        out
+    }
+
+    /// What a replica parses from the call's replication is what it parses from the entry's
+    /// own arguments (also for repeated tags, sent as the user gave them).
+    #[test]
+    fn a_set_replicates_as_the_entry_it_stored() {
+        use crate::args::{set_tagged, Freshness};
+        let now = 1_700_000_000_000;
+        for call in [
+            "CACHE.SETTAGGED k v EX 10 TAGS a b a",
+            "CACHE.SETTAGGED k v tags x",
+            "CACHE.SETTAGGED k v PX 5 STALE 3 COST 40 LEASE 00000000000000ff",
+            "CACHE.SETTAGGED k v PERSIST KEEPTTL TAGS",
+            "CACHE.SETTAGGED k v PXAT 1700000000123 KEEPTTL COST 1 TAGS t",
+        ] {
+            let call: Vec<&[u8]> = call.split(' ').map(str::as_bytes).collect();
+            let cmd = set_tagged(&call[1..], 64).unwrap();
+            let fresh_until = match cmd.fresh {
+                Freshness::For(ms) => now + ms,
+                Freshness::Until(at) => at,
+                Freshness::Default | Freshness::Persist => FOREVER,
+            };
+            let stale =
+                (fresh_until != FOREVER && !cmd.keep_ttl).then(|| cmd.stale_ms.unwrap_or(0));
+            let cost = u32::try_from(cmd.cost_ms).unwrap();
+            let entry = Entry::new(cmd.value, cmd.tags.iter().copied(), fresh_until, cost);
+            let plan = SetReplication::new(
+                fresh_until,
+                stale,
+                cost,
+                cmd.keep_ttl,
+                cmd.tags_at.map(|at| at + 1),
+            );
+            let sent = render(plan.parts(), &call);
+            let sent: Vec<&[u8]> = sent.iter().map(Vec::as_slice).collect();
+            let expected = replication_args(cmd.key, &entry, fresh_until, stale, cmd.keep_ttl);
+            let expected: Vec<&[u8]> = expected.iter().map(|a| &**a).collect();
+            let (mut a, mut b) = (
+                set_tagged(&sent, 64).unwrap(),
+                set_tagged(&expected, 64).unwrap(),
+            );
+            assert_eq!(a.lease, None, "a replica holds no leases");
+            (a.tags_at, b.tags_at) = (None, None);
+            assert_eq!(a, b, "{sent:?}");
+        }
     }
 
     #[test]

@@ -2,10 +2,13 @@
 //! argument vector as byte slices (the crate's dispatcher builds a Vec of owned strings per
 //! call, measurable on a path as short as a cache hit).
 
+use crate::persist::{Part, SetReplication, Word};
 use crate::server::docs::Spec;
 use crate::server::keys::ArgString;
 use redis_module::{raw, Context, RedisResult};
+use std::ffi::CStr;
 use std::os::raw::c_int;
+use std::ptr::null_mut;
 
 /// The arguments of one call, command name first.
 pub struct Args<'a> {
@@ -42,9 +45,21 @@ impl<'a> Args<'a> {
             .map(ArgString)
     }
 
-    /// Every argument after the command name.
-    pub fn rest(&self) -> Vec<&'a [u8]> {
-        (1..self.argv.len()).filter_map(|i| self.get(i)).collect()
+    /// Runs `parse` on the arguments after the command name, gathered on the stack for the
+    /// usual short call (a Vec per call is measurable on a path as short as a cache hit).
+    pub fn parse<T>(&self, parse: impl FnOnce(&[&'a [u8]]) -> T) -> T {
+        const ON_STACK: usize = 16;
+        let n = self.argv.len().saturating_sub(1);
+        if n <= ON_STACK {
+            let mut buf: [&'a [u8]; ON_STACK] = [&[]; ON_STACK];
+            for (slot, i) in buf.iter_mut().zip(1..=n) {
+                *slot = self.get(i).unwrap_or_default();
+            }
+            parse(&buf[..n])
+        } else {
+            let all: Vec<&'a [u8]> = (1..=n).filter_map(|i| self.get(i)).collect();
+            parse(&all)
+        }
     }
 }
 
@@ -130,8 +145,74 @@ pub fn add_acl_category(ctx: &Context, commands: &[&Spec]) -> bool {
     }
 }
 
+/// Replicates a set as `command` made of `plan`'s parts, to replicas and the AOF, without
+/// copying what the call already holds: the server takes a reference to each string it is
+/// given, so the call's own arguments and kept strings are passed as they are; only numbers
+/// are made.
+pub fn replicate_set(ctx: &Context, args: &Args, command: &CStr, plan: &SetReplication) {
+    let parts = plan.parts();
+    let mut argv: Vec<*mut raw::RedisModuleString> = Vec::with_capacity(parts.len() + args.len());
+    let mut made = [null_mut(); SetReplication::CAPACITY];
+    let mut made_len = 0;
+    for part in parts {
+        match *part {
+            Part::Arg(i) => argv.extend(args.argv.get(i)),
+            Part::ArgsFrom(i) => argv.extend(args.argv.get(i..).unwrap_or_default()),
+            Part::Word(w) => argv.push(KEPT.with(|kept| kept[w as usize])),
+            Part::Int(0) => argv.push(KEPT.with(|kept| kept[Word::ALL.len()])),
+            Part::Int(n) => {
+                // SAFETY: a string made outside any context (NULL), freed below.
+                let s =
+                    unsafe { raw::RedisModule_CreateStringFromLongLong.unwrap()(null_mut(), n) };
+                argv.push(s);
+                // Never full: there are no more numbers than parts.
+                if let Some(slot) = made.get_mut(made_len) {
+                    *slot = s;
+                    made_len += 1;
+                }
+            }
+        }
+    }
+    // SAFETY: `ctx` is the call's context; the name and format are NUL-terminated; the "v"
+    // format takes an array of `len` strings, each valid (the call's argv, kept strings, or
+    // made here), which the server references (incrRefCount), so freeing ours afterwards is
+    // sound.
+    unsafe {
+        raw::RedisModule_Replicate.unwrap()(
+            ctx.ctx,
+            command.as_ptr(),
+            c"v".as_ptr(),
+            argv.as_ptr(),
+            argv.len(),
+        );
+        for &s in &made[..made_len] {
+            raw::RedisModule_FreeString.unwrap()(null_mut(), s);
+        }
+    }
+}
+
+thread_local! {
+    /// One string per replicated word, then "0" (the usual stale window), made once on the
+    /// main thread (where commands run) and kept for the life of the process: the server only
+    /// ever adds references to them.
+    static KEPT: [*mut raw::RedisModuleString; Word::ALL.len() + 1] = {
+        let make = |text: &[u8]| {
+            // SAFETY: a string made outside any context from a static slice; never freed.
+            unsafe {
+                raw::RedisModule_CreateString.unwrap()(null_mut(), text.as_ptr().cast(), text.len())
+            }
+        };
+        let mut kept = [null_mut(); Word::ALL.len() + 1];
+        for (slot, w) in kept.iter_mut().zip(Word::ALL) {
+            *slot = make(w.text());
+        }
+        kept[Word::ALL.len()] = make(b"0");
+        kept
+    };
+}
+
 /// Replicates `command args...` to replicas and the AOF (the crate's `Context::replicate`).
-pub fn replicate(ctx: &Context, command: &std::ffi::CStr, args: &[&[u8]]) {
+pub fn replicate(ctx: &Context, command: &CStr, args: &[&[u8]]) {
     if let Ok(name) = command.to_str() {
         ctx.replicate(name, args);
     }

@@ -129,15 +129,16 @@ impl Key<'_> {
             return Content::Empty;
         };
         let key = key.as_ptr();
+        // The type check comes first: on a hit (the common case) it is the only check.
         // SAFETY: `key` is an open handle (closed only in Drop). A value of our type was stored
         // by `set_entry` as a `Box<Entry>` (or by `rdb_load`/`copy2`, likewise), so the cast is
         // right; it stays valid while the key is open and unwritten, which the `&mut self`
         // borrow guarantees for the lifetime of the returned reference.
         unsafe {
-            if raw::RedisModule_KeyType.unwrap()(key) == raw::REDISMODULE_KEYTYPE_EMPTY as i32 {
-                return Content::Empty;
-            }
             if raw::RedisModule_ModuleTypeGetType.unwrap()(key) != *CACHE_TYPE.raw_type.borrow() {
+                if raw::RedisModule_KeyType.unwrap()(key) == raw::REDISMODULE_KEYTYPE_EMPTY as i32 {
+                    return Content::Empty;
+                }
                 return Content::Other;
             }
             let value = raw::RedisModule_ModuleTypeGetValue.unwrap()(key).cast::<Entry>();
@@ -217,6 +218,13 @@ pub fn signal_modified(ctx: &Context, name: &[u8]) {
         raw::RedisModule_SignalModifiedKey.unwrap()(ctx.ctx, s);
         raw::RedisModule_FreeString.unwrap()(ctx.ctx, s);
     }
+}
+
+/// [`signal_modified`] for a key named by a command argument (no string to create).
+pub fn signal_modified_arg(ctx: &Context, name: ArgString) {
+    // SAFETY: `ctx` is the call's context, `name` one of its argv strings, alive for the
+    // call; the server does not keep it.
+    unsafe { raw::RedisModule_SignalModifiedKey.unwrap()(ctx.ctx, name.0.as_ptr()) };
 }
 
 /// PUBLISH `message` on `channel`.
