@@ -89,7 +89,7 @@ class Results:
 
     def error(self, metric, exc):
         msg = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
-        dead = [crash_report(s) for s in LIVE if not s.alive()]
+        dead = [s.crash_report() for s in LIVE if not s.alive()]
         if dead and not isinstance(exc, str):
             msg = "; ".join(dead) + " -- " + msg
         msg = " ".join(str(msg).split())[:300]
@@ -154,27 +154,26 @@ class BenchServer(Server):
         kw.setdefault("socket_timeout", None)
         return super().client(**kw)
 
+    def crash_report(self) -> str:
+        """If the server died on its own: the lines of its crash report that say why, and where
+        a copy of its log is kept."""
+        if self.alive():
+            return ""
+        self.crash_seen = True
+        saved = f"/tmp/cachebench-crash-{self.port}.log"
+        try:
+            shutil.copy(self.logfile, saved)
+        except OSError:
+            saved = ""
+        return self.crash_summary() + (f" (log: {saved})" if saved else "")
+
     def stop(self, save=False, timeout=20.0):
         if self in LIVE:
             LIVE.remove(self)
         if self.died_unexpectedly() and not self.crash_seen:
             for cb in ON_CRASH:
-                cb(crash_report(self))
+                cb(self.crash_report())
         return super().stop(save=save, timeout=timeout)
-
-
-def crash_report(srv) -> str:
-    """If the server died on its own: the lines of its crash report that say why, and where a
-    copy of its log is kept."""
-    if srv.alive():
-        return ""
-    srv.crash_seen = True
-    saved = f"/tmp/cachebench-crash-{srv.port}.log"
-    try:
-        shutil.copy(srv.logfile, saved)
-    except OSError:
-        saved = ""
-    return srv.crash_summary() + (f" (log: {saved})" if saved else "")
 
 
 def module_check(srv: BenchServer, res: Results) -> bool:
