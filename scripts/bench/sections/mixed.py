@@ -1,6 +1,6 @@
 """Section 6: hit latency under a mixed load of hits, sets and invalidations."""
-import multiprocessing as mp
 import math
+import multiprocessing as mp
 import os
 import random
 import time
