@@ -45,6 +45,7 @@ try:
     c.close()
 finally:
     code = srv.stop(timeout=600)
+    srv.cleanup()  # its temporary dir (the valgrind logs are in $OUT)
     print(f"server exit code {code} after {time.time() - t0:.0f}s", flush=True)
 PY
 python3 - "$OUT" <<'PY'
