@@ -3,9 +3,14 @@
 //!
 //! Each key name is stored once, in the id table. The order is kept by blocks of up to
 //! `BLOCK_MAX` 4-byte ids sorted by name, in a B-tree keyed by a copy of each block's first
-//! name: about 7 bytes per key instead of a tree slot and a second copy of the name. A lookup
+//! name: about 15 bytes per key instead of a tree slot and a second copy of the name. A lookup
 //! by name is a search over the blocks then within one (O(log n)); an insert or a removal adds
 //! a move of at most `BLOCK_MAX` ids; a lookup by id is O(1).
+//!
+//! Beside each id a block keeps 8 bytes of its name (the bytes after the prefix every name in
+//! the block shares), in the same order: a search within a block compares those and reads a
+//! name only on a tie. Reading names is what costs with many keys (each one a cache miss),
+//! and with a million keys it was most of the time of a tagged set.
 
 use crate::memberset::KeyId;
 use std::collections::BTreeMap;
@@ -19,6 +24,121 @@ const BLOCK_MIN: usize = 16;
 const PAGE: usize = 1024;
 
 type Name = Box<[u8]>;
+
+/// Ids in name order, each with the 8 bytes of its name after `shared` (big-endian,
+/// zero-padded): if a name sorts before another, its head is no greater.
+#[derive(Default)]
+struct Block {
+    ids: Vec<KeyId>,
+    heads: Vec<u128>,
+    /// How many leading bytes every name in the block has in common.
+    shared: usize,
+}
+
+fn head(name: &[u8], shared: usize) -> u128 {
+    let mut bytes = [0u8; 16];
+    let tail = name.get(shared..).unwrap_or_default();
+    let n = tail.len().min(16);
+    bytes[..n].copy_from_slice(&tail[..n]);
+    u128::from_be_bytes(bytes)
+}
+
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+impl Block {
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Recomputes the shared prefix and every head (after the block's range widened).
+    fn rebuild(&mut self, names: &Table) {
+        let first = self.ids.first().map_or(&[][..], |&id| name_of(names, id));
+        let last = self.ids.last().map_or(&[][..], |&id| name_of(names, id));
+        self.shared = common_prefix(first, last);
+        self.heads.clear();
+        self.heads.extend(
+            self.ids
+                .iter()
+                .map(|&id| head(name_of(names, id), self.shared)),
+        );
+    }
+
+    /// Inserts `id` (named `key`) at `at`; `first` is the block's first name before.
+    fn insert(&mut self, names: &Table, first: &[u8], at: usize, id: KeyId, key: &[u8]) {
+        grow(&mut self.ids);
+        grow(&mut self.heads);
+        self.ids.insert(at, id);
+        if key.get(..self.shared) == first.get(..self.shared) {
+            self.heads.insert(at, head(key, self.shared));
+        } else {
+            self.rebuild(names);
+        }
+    }
+
+    /// Where `key` is or would go: Ok(found at) or Err(insert at). `first` is the block's
+    /// first name.
+    fn search(&self, names: &Table, first: &[u8], key: &[u8]) -> Result<usize, usize> {
+        // A name outside the shared prefix sorts before or after the whole block.
+        if key.get(..self.shared) != first.get(..self.shared) {
+            return Err(if key < first { 0 } else { self.len() });
+        }
+        let h = head(key, self.shared);
+        let mut at = self.heads.partition_point(|&x| x < h);
+        while self.heads.get(at) == Some(&h) {
+            match self.ids.get(at).map(|&id| name_of(names, id).cmp(key)) {
+                Some(std::cmp::Ordering::Equal) => return Ok(at),
+                Some(std::cmp::Ordering::Greater) | None => break,
+                Some(std::cmp::Ordering::Less) => at += 1,
+            }
+        }
+        Err(at)
+    }
+
+    fn remove(&mut self, at: usize) -> KeyId {
+        self.heads.remove(at);
+        self.ids.remove(at)
+    }
+
+    /// The upper half, moved out; both halves keep a full block's room by a quarter.
+    fn split(&mut self, names: &Table) -> Block {
+        let half = self.len() / 2;
+        let mut upper = Block {
+            ids: self.ids.split_off(half),
+            heads: self.heads.split_off(half),
+            shared: self.shared,
+        };
+        self.ids.shrink_to(half + half / 4);
+        self.heads.shrink_to(half + half / 4);
+        // Each half's names may share more: longer prefixes leave fewer ties.
+        self.rebuild(names);
+        upper.rebuild(names);
+        upper
+    }
+
+    fn append(&mut self, names: &Table, next: Block) {
+        self.ids.reserve_exact(next.len());
+        self.ids.extend_from_slice(&next.ids);
+        self.rebuild(names);
+    }
+
+    fn shrink(&mut self) {
+        if self.ids.capacity() > self.len() * 2 + 4 {
+            self.ids.shrink_to_fit();
+            self.heads.shrink_to_fit();
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.ids.capacity() * std::mem::size_of::<KeyId>()
+            + self.heads.capacity() * std::mem::size_of::<u128>()
+    }
+}
 
 /// The id table, in pages of `PAGE` slots (the first grows up to a page): never more than a
 /// page unused, and growing never copies the whole table.
@@ -77,7 +197,7 @@ impl Table {
 #[derive(Default)]
 pub struct KeyIndex {
     /// Ids sorted by name, in blocks keyed by a copy of their first id's name. None is empty.
-    blocks: BTreeMap<Name, Vec<KeyId>>,
+    blocks: BTreeMap<Name, Block>,
     /// Per id: its name, or None for a free id.
     names: Table,
     free: Vec<KeyId>,
@@ -88,14 +208,9 @@ fn name_of(names: &Table, id: KeyId) -> &[u8] {
     names.get(id).unwrap_or_default()
 }
 
-/// Where `key` is or would go in a block: Ok(found at) or Err(insert at).
-fn search(names: &Table, block: &[KeyId], key: &[u8]) -> Result<usize, usize> {
-    block.binary_search_by(|&id| name_of(names, id).cmp(key))
-}
-
 /// Makes room for one more by a quarter (at least 4), up to a full block. Only called on a
 /// block that is not full.
-fn grow(block: &mut Vec<KeyId>) {
+fn grow<T>(block: &mut Vec<T>) {
     if block.len() == block.capacity() {
         let more = (block.len() / 4)
             .max(4)
@@ -106,10 +221,7 @@ fn grow(block: &mut Vec<KeyId>) {
 }
 
 /// The block `key` is in or would go in: the last one starting at or before it, or the first.
-fn block_of<'a>(
-    blocks: &'a BTreeMap<Name, Vec<KeyId>>,
-    key: &[u8],
-) -> Option<(&'a Name, &'a Vec<KeyId>)> {
+fn block_of<'a>(blocks: &'a BTreeMap<Name, Block>, key: &[u8]) -> Option<(&'a Name, &'a Block)> {
     blocks
         .range::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
         .next_back()
@@ -117,13 +229,14 @@ fn block_of<'a>(
 }
 
 fn block_of_mut<'a>(
-    blocks: &'a mut BTreeMap<Name, Vec<KeyId>>,
+    blocks: &'a mut BTreeMap<Name, Block>,
     key: &[u8],
-) -> Option<(&'a Name, &'a mut Vec<KeyId>)> {
+) -> Option<(&'a Name, &'a mut Block)> {
+    // One descent comparing names: whether a block starts at or before `key` is a look at
+    // the first block only.
     let before = blocks
-        .range::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
-        .next_back()
-        .is_some();
+        .first_key_value()
+        .is_some_and(|(first, _)| **first <= *key);
     if before {
         blocks
             .range_mut::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
@@ -143,9 +256,9 @@ impl KeyIndex {
     }
 
     pub fn id(&self, key: &[u8]) -> Option<KeyId> {
-        let (_, block) = block_of(&self.blocks, key)?;
-        let at = search(&self.names, block, key).ok()?;
-        block.get(at).copied()
+        let (first, block) = block_of(&self.blocks, key)?;
+        let at = block.search(&self.names, first, key).ok()?;
+        block.ids.get(at).copied()
     }
 
     /// The name of a live id. An id of a removed key may since name another key.
@@ -171,18 +284,22 @@ impl KeyIndex {
         };
         let Some((first, block)) = block_of_mut(blocks, key) else {
             let id = new_id(names, free, len);
-            blocks.insert(Name::from(key), vec![id]);
+            let mut block = Block {
+                ids: vec![id],
+                ..Block::default()
+            };
+            block.rebuild(names);
+            blocks.insert(Name::from(key), block);
             return (id, true);
         };
-        let at = match search(names, block, key) {
-            Ok(at) => return (block[at], false),
+        let at = match block.search(names, first, key) {
+            Ok(at) => return (block.ids[at], false),
             Err(at) => at,
         };
         let id = new_id(names, free, len);
         if at > 0 && block.len() < BLOCK_MAX {
             // The common case: in place.
-            grow(block);
-            block.insert(at, id);
+            block.insert(names, first, at, id, key);
             return (id, true);
         }
         // The block is re-keyed (the key goes first: only in the first block) or split first,
@@ -191,39 +308,43 @@ impl KeyIndex {
         let Some(mut block) = blocks.remove(&first) else {
             return (id, true);
         };
-        let first = if at == 0 { Name::from(key) } else { first };
+        let new_first = if at == 0 {
+            Name::from(key)
+        } else {
+            first.clone()
+        };
         if block.len() >= BLOCK_MAX {
             let half = block.len() / 2;
-            let mut upper = block.split_off(half);
-            // Both halves with the same room, a quarter: the lower one kept a full block's.
-            block.shrink_to(half + half / 4);
+            let mut upper = block.split(names);
             if at > half {
-                upper.insert(at - half, id);
+                let upper_first = upper
+                    .ids
+                    .first()
+                    .map(|&h| name_of(names, h))
+                    .unwrap_or_default();
+                upper.insert(names, upper_first, at - half, id, key);
             } else {
-                block.insert(at, id);
+                block.insert(names, &first, at, id, key);
             }
-            let head = upper.first().map(|&h| Name::from(name_of(names, h)));
+            let head = upper.ids.first().map(|&h| Name::from(name_of(names, h)));
             if let Some(head) = head {
                 blocks.insert(head, upper);
             }
         } else {
-            grow(&mut block);
-            block.insert(at, id);
+            block.insert(names, &first, at, id, key);
         }
-        blocks.insert(first, block);
+        blocks.insert(new_first, block);
         (id, true)
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<KeyId> {
         let KeyIndex { blocks, names, .. } = self;
         let (first, block) = block_of_mut(blocks, key)?;
-        let at = search(names, block, key).ok()?;
+        let at = block.search(names, first, key).ok()?;
         let id = if at > 0 && block.len() > BLOCK_MIN {
-            // The common case: in place.
+            // The common case: in place (the shared prefix stays valid for fewer names).
             let id = block.remove(at);
-            if block.capacity() > block.len() * 2 + 4 {
-                block.shrink_to_fit();
-            }
+            block.shrink();
             id
         } else {
             let first = first.clone();
@@ -258,15 +379,18 @@ impl KeyIndex {
                 .filter(|(_, b)| b.len() + block.len() <= BLOCK_MAX)
                 .map(|(n, _)| n.clone());
             if let Some(next) = next.and_then(|n| self.blocks.remove(&n)) {
-                block.reserve_exact(next.len());
-                block.extend_from_slice(&next);
+                block.append(&self.names, next);
             }
         }
-        if block.capacity() > block.len() * 2 + 4 {
-            block.shrink_to_fit();
-        }
+        block.shrink();
         let head = if at == 0 {
-            Name::from(name_of(&self.names, block[0]))
+            Name::from(
+                block
+                    .ids
+                    .first()
+                    .map(|&id| name_of(&self.names, id))
+                    .unwrap_or_default(),
+            )
         } else {
             Name::from(first)
         };
@@ -288,13 +412,14 @@ impl KeyIndex {
         };
         let names = &self.names;
         blocks.enumerate().flat_map(move |(i, (_, block))| {
+            let ids = &block.ids;
             let skip = match from {
                 _ if i > 0 => 0,
-                Bound::Included(k) => block.partition_point(|&id| name_of(names, id) < k),
-                Bound::Excluded(k) => block.partition_point(|&id| name_of(names, id) <= k),
+                Bound::Included(k) => ids.partition_point(|&id| name_of(names, id) < k),
+                Bound::Excluded(k) => ids.partition_point(|&id| name_of(names, id) <= k),
                 Bound::Unbounded => 0,
             };
-            block[skip..].iter().map(move |&id| name_of(names, id))
+            ids[skip..].iter().map(move |&id| name_of(names, id))
         })
     }
 
@@ -305,13 +430,11 @@ impl KeyIndex {
     /// Memory this index holds, names included (estimated: each block also costs a slot in
     /// the tree and a copy of its first name).
     pub fn overhead_bytes(&self) -> usize {
-        const BLOCK_SLOT: usize = 48;
+        const TREE_SLOT: usize = 16;
         let blocks: usize = self
             .blocks
             .iter()
-            .map(|(first, b)| {
-                BLOCK_SLOT + first.len() + b.capacity() * std::mem::size_of::<KeyId>()
-            })
+            .map(|(first, b)| TREE_SLOT + std::mem::size_of::<Block>() + first.len() + b.bytes())
             .sum();
         blocks + self.names.bytes() + self.free.capacity() * std::mem::size_of::<KeyId>()
     }
@@ -321,11 +444,18 @@ impl KeyIndex {
     fn check(&self) {
         let mut total = 0;
         for (first, block) in &self.blocks {
-            assert!(!block.is_empty() && block.capacity() <= BLOCK_MAX);
-            assert_eq!(&**first, name_of(&self.names, block[0]));
-            assert!(block
+            let ids = &block.ids;
+            assert!(!block.is_empty() && ids.capacity() <= BLOCK_MAX);
+            assert_eq!(&**first, name_of(&self.names, ids[0]));
+            assert!(ids
                 .windows(2)
                 .all(|w| name_of(&self.names, w[0]) < name_of(&self.names, w[1])));
+            assert_eq!(block.heads.len(), ids.len());
+            for (&id, &h) in ids.iter().zip(&block.heads) {
+                let name = name_of(&self.names, id);
+                assert_eq!(name.get(..block.shared), first.get(..block.shared));
+                assert_eq!(h, head(name, block.shared));
+            }
             total += block.len();
         }
         assert_eq!(total, self.len);

@@ -73,6 +73,16 @@ fn grow<T>(v: &mut Vec<T>) {
     }
 }
 
+/// A binary search that first looks at the end: new keys get new (higher) ids, so most
+/// inserts go last, and then only the last cache line of a large set is read.
+fn search_from_end<T: Ord>(v: &[T], x: T) -> Result<usize, usize> {
+    match v.last() {
+        Some(last) if *last < x => Err(v.len()),
+        None => Err(0),
+        _ => v.binary_search(&x),
+    }
+}
+
 fn split(id: KeyId) -> (u16, u16) {
     ((id >> 16) as u16, id as u16)
 }
@@ -99,7 +109,7 @@ impl Lows {
     fn insert(&mut self, lo: u16) -> bool {
         match self {
             Lows::Array(v) => {
-                let Err(at) = v.binary_search(&lo) else {
+                let Err(at) = search_from_end(v, lo) else {
                     return false;
                 };
                 if v.len() < ARRAY_MAX {
@@ -274,7 +284,7 @@ impl MemberSet {
     pub fn insert(&mut self, id: KeyId) -> bool {
         match &mut self.repr {
             Repr::Small(v) => {
-                let Err(at) = v.binary_search(&id) else {
+                let Err(at) = search_from_end(v, id) else {
                     return false;
                 };
                 grow(v);
