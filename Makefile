@@ -64,7 +64,8 @@ test: setup
 
 # The benchmark suite (scripts/bench/README.md): starts its own servers, prints one table with
 # every figure and its goal, writes scripts/bench/results.json. Full sizes take several minutes;
-# bench-tiny (< 60 s) only proves the suite works. BENCH_ARGS="--only tag" runs one section.
+# bench-tiny (< 60 s) only proves the suite works. BENCH_ARGS="--only tag" runs one section;
+# BENCH_ARGS="--module /other/tree/target/release/librediscache.so" runs it against another build.
 BENCH_ARGS ?=
 bench: build
 	$(PYTHON) scripts/bench/run.py --size full $(BENCH_ARGS)

@@ -11,7 +11,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from _server import Server  # noqa: E402
+from harness import Server  # noqa: E402
 import test_fuzz_live  # noqa: E402
 
 ap = argparse.ArgumentParser()

@@ -23,7 +23,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
-from _server import Conn, Server  # noqa: E402
+from harness import OK, RawClient, S, Server  # noqa: E402
 import aofdump  # noqa: E402
 
 OUT = os.path.join(HERE, "..", "tests", "fixtures")
@@ -32,55 +32,55 @@ FAR = 4102444800000
 
 
 def populate(c):
-    ok = b"OK"
+    ok = OK
     # db 0: the common shapes.
-    assert c.call("SELECT", 0) == ok
-    assert c.call("CACHE.SETTAGGED", "plain", "hello", "PERSIST") == ok
-    assert c.call("CACHE.SETTAGGED", "tagged", "v1", "PXAT", FAR, "TAGS", "user:1", "team:7") == ok
-    assert c.call("CACHE.SETTAGGED", "stalewin", "v2", "PXAT", FAR, "PSTALE", 60000,
+    assert c.cmd("SELECT", 0) == ok
+    assert c.cmd("CACHE.SETTAGGED", "plain", "hello", "PERSIST") == ok
+    assert c.cmd("CACHE.SETTAGGED", "tagged", "v1", "PXAT", FAR, "TAGS", "user:1", "team:7") == ok
+    assert c.cmd("CACHE.SETTAGGED", "stalewin", "v2", "PXAT", FAR, "PSTALE", 60000,
                   "TAGS", "user:1") == ok
-    assert c.call("CACHE.SETTAGGED", "costly", "v3", "PXAT", FAR, "PSTALE", 5000, "COST", 250,
+    assert c.cmd("CACHE.SETTAGGED", "costly", "v3", "PXAT", FAR, "PSTALE", 5000, "COST", 250,
                   "TAGS", "report") == ok
-    assert c.call("CACHE.SETTAGGED", b"bin\x00key\xff", bytes(range(256)), "PXAT", FAR,
+    assert c.cmd("CACHE.SETTAGGED", b"bin\x00key\xff", bytes(range(256)), "PXAT", FAR,
                   "TAGS", b"\x00\xfftag", b"t\r\nnl", b"") == ok
     # A soft-invalidated entry: stale since the invalidation, still served until it expires.
-    assert c.call("CACHE.SETTAGGED", "softened", "old", "PXAT", FAR, "PSTALE", 3600000,
+    assert c.cmd("CACHE.SETTAGGED", "softened", "old", "PXAT", FAR, "PSTALE", 3600000,
                   "TAGS", "soft-me") == ok
-    assert c.call("CACHE.INVALIDATETAG", "soft-me", "SOFT") == 1
-    assert c.call("SET", "not-an-entry", "plain string") == ok
+    assert c.cmd("CACHE.INVALIDATETAG", "soft-me", "SOFT") == 1
+    assert c.cmd("SET", "not-an-entry", "plain string") == ok
     # db 1 and db 5: several databases.
-    assert c.call("SELECT", 1) == ok
-    assert c.call("CACHE.SETTAGGED", "plain", "db1 value", "PERSIST", "TAGS", "user:1") == ok
-    assert c.call("CACHE.SETTAGGED", "empty", "", "PXAT", FAR) == ok
-    assert c.call("SELECT", 5) == ok
+    assert c.cmd("SELECT", 1) == ok
+    assert c.cmd("CACHE.SETTAGGED", "plain", "db1 value", "PERSIST", "TAGS", "user:1") == ok
+    assert c.cmd("CACHE.SETTAGGED", "empty", "", "PXAT", FAR) == ok
+    assert c.cmd("SELECT", 5) == ok
     tags = [f"tag{i}" for i in range(40)]
-    assert c.call("CACHE.SETTAGGED", "many-tags", "x" * 1000, "PXAT", FAR, "PSTALE", 1,
+    assert c.cmd("CACHE.SETTAGGED", "many-tags", "x" * 1000, "PXAT", FAR, "PSTALE", 1,
                   "TAGS", *tags) == ok
-    assert c.call("SELECT", 0) == ok
+    assert c.cmd("SELECT", 0) == ok
 
 
 def states(c, dbs):
     """GETORMARK state and value of every entry (tokens dropped: they are random)."""
     out = {}
     for db in dbs:
-        c.call("SELECT", db)
-        keys = sorted(c.call("KEYS", "*"))
+        c.cmd("SELECT", db)
+        keys = sorted(c.cmd("KEYS", "*"))
         out[str(db)] = {}
         for k in keys:
-            if c.call("TYPE", k) != b"cache-ent":
+            if c.cmd("TYPE", k) != S("cache-ent"):
                 continue
-            r = c.call("CACHE.GETORMARK", k)
+            r = c.cmd("CACHE.GETORMARK", k)
             out[str(db)][aofdump.text(k)] = [r[0].decode(), aofdump.text(r[1])]
-    c.call("SELECT", 0)
+    c.cmd("SELECT", 0)
     return out
 
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    with Server(["appendonly", "yes", "aof-use-rdb-preamble", "no"]) as srv:
-        c = Conn(srv.port)
+    with Server(extra_args=["--appendonly", "yes", "--aof-use-rdb-preamble", "no"]) as srv:
+        c = RawClient(srv.port)
         populate(c)
-        assert c.call("SAVE") == b"OK"
+        assert c.cmd("SAVE") == OK
         shutil.copy(os.path.join(srv.dir, "dump.rdb"), os.path.join(OUT, "encoding-v1.rdb"))
         base = aofdump.rewrite(c, srv.dir)
         shutil.copy(base, os.path.join(OUT, "encoding-v1.aof"))

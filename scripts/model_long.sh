@@ -2,7 +2,7 @@
 # A long model-based run: >= 1,000,000 random operations against a real server, every reply
 # compared with tests/model.py. Prints ops, seed and duration; exits non-zero on a divergence.
 #   scripts/model_long.sh [OPS] [SEED] [MAX_SECONDS]
-# Env: REDIS_SERVER, CACHE_MODULE (see tests/_server.py).
+# Env: REDIS_SERVER, CACHE_MODULE (see tests/harness/server.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OPS=${1:-1000000}

@@ -19,7 +19,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from _server import Conn, Server  # noqa: E402
+from harness import RawClient, Server, callgrind  # noqa: E402
 
 VALUE = b"x" * 100
 TAGS = ["TAGS", "t:1", "t:2", "t:3"]
@@ -122,12 +122,10 @@ def main():
     ap.add_argument("--only", default="", help="workloads whose name contains this (any case)")
     a = ap.parse_args()
     workdir = tempfile.mkdtemp(prefix="cache-profile-")
-    wrapper = ["valgrind", "--tool=callgrind", "--collect-atstart=no", "--toggle-collect=call",
-               f"--callgrind-out-file={workdir}/callgrind.out.%p"]
-    server = Server(wrapper=wrapper, dir=workdir, start_timeout=120)
+    server = Server(workdir, "callgrind", wrapper=callgrind(workdir), start_timeout=120)
     server.start()
     try:
-        c = Conn(server.port, timeout=300)
+        c = RawClient(server.port, timeout=300)
         setup(c, a.calls)
         results = {}
         for name, (command, _) in WORKLOADS.items():

@@ -12,43 +12,40 @@ FUZZ=${2:-20}
 OUT=${VALGRIND_OUT:-$(mktemp -d /tmp/cache-valgrind-XXXX)}
 [ -f "${CACHE_MODULE:-target/release/librediscache.so}" ] || cargo build --release
 python3 - "$OPS" "$FUZZ" "$OUT" <<'PY'
-import os, sys, time, random
+import sys, time, random
 sys.path.insert(0, "tests")
-from _server import Server, Conn
+from harness import RawClient, Server, memcheck
 import test_model, test_fuzz_live
 
 ops, fuzz_s, out = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
-vg = ["valgrind", "--tool=memcheck", "--leak-check=full", "--show-leak-kinds=definite",
-      "--error-exitcode=99", "--soname-synonyms=somalloc=libjemalloc.so*",
-      "--num-callers=30", "--suppressions=" + os.path.abspath("scripts/valgrind.sup"),
-      f"--log-file={out}/valgrind-%p.log"]
 seed = random.SystemRandom().randrange(1 << 32)
 print(f"valgrind run: model {ops} ops seed {seed}, fuzz {fuzz_s}s; logs in {out}", flush=True)
 t0 = time.time()
-srv = Server(test_model.SERVER_ARGS, wrapper=vg, start_timeout=120)
+srv = Server(extra_args=test_model.SERVER_ARGS, wrapper=memcheck(out), start_timeout=120)
 srv.start()
 try:
-    c = Conn(srv.port, timeout=120)
+    c = RawClient(srv.port, timeout=120)
     drv = test_model.Driver(c, seed)
     # Valgrind slows the server ~30x: wider margins keep time-dependent outcomes exact.
     test_model.MARGIN, test_model.GUARD = 200, 60
     drv.model.margin = 200
     drv.run(ops)
     print(f"model: {drv.ops} ops, no divergence", flush=True)
-    c.call("FLUSHALL")
-    c.call("DEBUG", "RELOAD")
+    c.cmd("FLUSHALL")
+    c.cmd("DEBUG", "RELOAD")
     c.close()
     f = test_fuzz_live.fuzz(srv, fuzz_s, seed)
     # The restricted-user paths (per-key ACL checks) too.
-    c = Conn(srv.port, timeout=120)
-    c.call("ACL", "SETUSER", "tenant", "on", "nopass", "~k:1*", "+@all")
-    c.call("AUTH", "tenant", "x")
+    c = RawClient(srv.port, timeout=120)
+    c.cmd("ACL", "SETUSER", "tenant", "on", "nopass", "~k:1*", "+@all")
+    c.cmd("AUTH", "tenant", "x")
     for cmd in (["CACHE.INVALIDATE", "*"], ["CACHE.INVALIDATETAG", "all"],
                 ["CACHE.TAGSCAN", "all", "0", "COUNT", "1000"], ["CACHE.STATS"]):
-        c.call(*cmd)
+        c.cmd(*cmd)
     c.close()
 finally:
     code = srv.stop(timeout=600)
+    srv.cleanup()  # its temporary dir (the valgrind logs are in $OUT)
     print(f"server exit code {code} after {time.time() - t0:.0f}s", flush=True)
 PY
 python3 - "$OUT" <<'PY'

@@ -5,19 +5,21 @@ import glob
 import os
 import time
 
+from harness import Err
+
 
 def rewrite(conn, server_dir, timeout=60.0):
     """Rewrites the AOF (turning it on first if it is off, which rewrites too); returns the
     new base file's path."""
     before = set(glob.glob(os.path.join(server_dir, "appendonlydir", "*.base.aof*")))
-    if conn.call("CONFIG", "GET", "appendonly")[1] == b"no":
-        reply = conn.call("CONFIG", "SET", "appendonly", "yes")
+    if conn.cmd("CONFIG", "GET", "appendonly")[1] == b"no":
+        reply = conn.cmd("CONFIG", "SET", "appendonly", "yes")
     else:
-        reply = conn.call("BGREWRITEAOF")
-    assert not str(reply).startswith("ERR"), reply
+        reply = conn.cmd("BGREWRITEAOF")
+    assert not isinstance(reply, Err), reply
     deadline = time.time() + timeout
     while time.time() < deadline:
-        info = conn.call("INFO", "persistence").decode()
+        info = conn.cmd("INFO", "persistence").decode()
         fields = dict(line.split(":", 1) for line in info.split("\r\n") if ":" in line)
         done = fields.get("aof_rewrite_in_progress") == "0" and \
             fields.get("aof_rewrite_scheduled") == "0"

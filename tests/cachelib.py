@@ -1,11 +1,12 @@
-"""Helpers shared by the integration tests (talk to the module through a resp.RawClient)."""
+"""Helpers shared by the integration tests (talk to the module through a harness RawClient)."""
 
+import os
+import re
 import threading
 import time
 
-from resp import S, Err, Map, pairs
+from harness import OK, S, Err, Map, pairs, wait_until
 
-OK = S("OK")
 PLAIN_TYPES = {"string", "list", "set", "zset", "hash", "stream", "none"}
 WRONGTYPE = Err("WRONGTYPE Operation against a key holding the wrong kind of value")
 SYNTAX = Err("ERR syntax error")
@@ -21,8 +22,6 @@ def stat_fields(r):
 
 def documented_stat_fields():
     """The field order README.md promises for CACHE.STATS ("fields in this order: ...")."""
-    import os
-    import re
     readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "README.md")
     text = open(readme).read()
     start = text.index("fields in\nthis order:") if "fields in\nthis order:" in text \
@@ -125,18 +124,6 @@ def check_index(r, extra_tags=()):
     assert st["entries"] == len(entries), (st, len(entries))
     assert st["tags"] == len(by_tag), (st, sorted(by_tag))
     return entries
-
-
-def wait_until(pred, timeout=10.0, interval=0.02, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        last = pred()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-        time.sleep(interval)
 
 
 def snapshot(r):

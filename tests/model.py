@@ -10,7 +10,7 @@ while any boundary (fresh-until, expiry, lease protection) is within a margin of
 
 import re
 
-from _server import Err
+from harness import OK, Err
 
 INF = float("inf")
 COUNTERS = ("hits", "stale_hits", "misses", "pending", "sets", "sets_refused",
@@ -184,7 +184,7 @@ class Model:
         del db.leases[key]              # consumed
         ok = not any(self._voided(db, t, lease.seq) for t in tags)
         if ok and now >= lease.keep_until - self.margin:
-            ok = reply == b"OK"         # the collector may or may not have run yet
+            ok = reply == OK         # the collector may or may not have run yet
         return ok
 
     def _prune_voids(self, db):
@@ -244,7 +244,7 @@ class Model:
         if expire_at != fresh_until:
             self._bound(expire_at, relative and not keepttl)
         self._count(db, "sets")
-        return b"OK"
+        return OK
 
     def get(self, d, key, now):
         db = self.dbs[d]
@@ -325,14 +325,14 @@ class Model:
 
     def stats_reset(self, d):
         self.dbs[d].stats = dict.fromkeys(COUNTERS, 0)
-        return b"OK"
+        return OK
 
     # -- keyspace commands -----------------------------------------------------------------
     def set_plain(self, d, key, value, now):
         db = self.dbs[d]
         db.keys[key] = Entry(value, plain=True)
         db.leases.pop(key, None)
-        return b"OK"
+        return OK
 
     def delete(self, d, key, now):
         db = self.dbs[d]
@@ -366,7 +366,7 @@ class Model:
             db.keys[dst] = e
             db.leases.pop(src, None)
             db.leases.pop(dst, None)
-        return b"OK"
+        return OK
 
     def move(self, d, key, to, now):
         if d == to:
@@ -384,11 +384,11 @@ class Model:
     def flushdb(self, d):
         db = self.dbs[d]
         db.keys, db.leases, db.voids = {}, {}, []
-        return b"OK"
+        return OK
 
     def swapdb(self, a, b):
         self.dbs[a], self.dbs[b] = self.dbs[b], self.dbs[a]
-        return b"OK"
+        return OK
 
     def reload(self, now):
         """DEBUG RELOAD: keys survive (expired ones are not loaded), leases are forgotten."""
@@ -396,5 +396,5 @@ class Model:
             for k in list(db.keys):
                 self._live(db, k, now)
             db.leases, db.voids = {}, []
-        return b"OK"
+        return OK
 

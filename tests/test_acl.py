@@ -5,7 +5,7 @@ list only permitted keys; STATS answers NOPERM to users without every key."""
 
 import pytest
 
-from cachelib import OK, S, Err, must_set, settag, gom, stats, tagscan_all, wait_until
+from cachelib import OK, Err, must_set, settag, gom, stats, tagscan_all, wait_until
 
 NOPERM_PREFIX = "NOPERM"
 

@@ -12,12 +12,9 @@ import time
 import pytest
 from redis.crc import key_slot
 
-from cachelib import OK, gom, must_set, stats, wait_until
-from conftest import Server, free_port, REDIS_SERVER
-from resp import Err, RawClient, pairs
-
-TIMEOUT_MS = 600
-NODE_TIMEOUT_MS = 6000
+from cachelib import OK, stats, wait_until
+from harness import Err, pairs
+from harness.cluster import TIMEOUT_MS, Cluster, ClusterUnsupported
 
 
 def ok(reply):
@@ -25,194 +22,15 @@ def ok(reply):
     return reply
 
 
-class Cluster:
-    def __init__(self, base):
-        self.nodes = []
-        self.cports = []
-        for i in range(6):
-            self.cports.append(free_port())
-            s = Server(base / f"n{i}", f"n{i}", module_args=["cache.cluster-timeout-ms", str(TIMEOUT_MS)],
-                       extra_args=["--cluster-enabled", "yes",
-                                   "--cluster-config-file", "nodes.conf",
-                                   "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
-                                   "--cluster-port", str(self.cports[-1]),
-                                   "--cluster-allow-replica-migration", "no",
-                                   "--appendonly", "no"])
-            self.nodes.append(s)
-        self.conns = {}
-        self.slots = None
-
-    def start(self):
-        for s in self.nodes:
-            s.start()
-        primaries, replicas = self.nodes[:3], self.nodes[3:]
-        bounds = [(0, 5460), (5461, 10922), (10923, 16383)]
-        for s, (lo, hi) in zip(primaries, bounds):
-            r = self.c(s).cmd("CLUSTER", "ADDSLOTSRANGE", lo, hi)
-            if isinstance(r, Err):
-                pytest.skip(f"{REDIS_SERVER} cannot form a cluster here: {r.msg}")
-        for s in self.nodes[1:]:
-            ok(self.c(s).cmd("CLUSTER", "MEET", "127.0.0.1", self.nodes[0].port, self.cports[0]))
-        wait_until(lambda: all(len(self.c(s).cmd("CLUSTER", "NODES").splitlines()) == 6
-                               for s in self.nodes), timeout=30, what="every node meets every other")
-        for p, r in zip(primaries, replicas):
-            pid = self.id(p)
-            wait_until(lambda: not isinstance(self.c(r).cmd("CLUSTER", "REPLICATE", pid), Err),
-                       timeout=30, what="CLUSTER REPLICATE")
-        self.wait_ok()
-
-    def c(self, s):
-        """A raw connection to node s (READONLY, so replicas serve reads of their slots)."""
-        c = self.conns.get(s.name)
-        if c is None:
-            c = RawClient(s.port, timeout=30)
-            c.cmd("READONLY")
-            self.conns[s.name] = c
-        return c
-
-    def fresh(self, s):
-        c = RawClient(s.port, timeout=30)
-        c.cmd("READONLY")
-        return c
-
-    def id(self, s):
-        return self.c(s).cmd("CLUSTER", "MYID").decode()
-
-    def role(self, s):
-        return self.c(s).cmd("ROLE")[0].decode()
-
-    def primaries(self):
-        return [s for s in self.nodes if s.alive() and self.role(s) == "master"
-                and self.owns_slots(s)]
-
-    def replicas(self):
-        return [s for s in self.nodes if s.alive() and self.role(s) == "slave"]
-
-    def owns_slots(self, s):
-        me = self.id(s)
-        return any(line.split()[0] == me and len(line.split()) > 8
-                   for line in self.c(s).cmd("CLUSTER", "NODES").decode().splitlines())
-
-    def wait_ok(self, timeout=60):
-        def healthy():
-            for s in self.nodes:
-                if not s.alive():
-                    continue
-                info = self.c(s).cmd("CLUSTER", "INFO").decode()
-                if "cluster_state:ok" not in info:
-                    return False
-            for r in self.replicas():
-                rep = r.info("replication")
-                if rep.get("master_link_status") != "up":
-                    return False
-            # Every node sees the same slot owners, and every replica under its primary.
-            pairs_want = {(self.c(r).cmd("ROLE")[2], r.port) for r in self.replicas()}
-            views = set()
-            for s in self.nodes:
-                if not s.alive():
-                    continue
-                view = self.c(s).cmd("CLUSTER", "SLOTS")
-                views.add(str(sorted((r[0], r[1], r[2][1]) for r in view)))
-                if {(r[2][1], x[1]) for r in view for x in r[3:]} != pairs_want:
-                    return False
-            if len(views) != 1:
-                return False
-            # Every cluster-bus link up: a cluster-wide STATS answers in full everywhere.
-            if any(isinstance(self.c(s).cmd("CACHE.STATS"), Err) for s in self.nodes if s.alive()):
-                return False
-            return len(self.primaries()) == 3 and len(self.replicas()) == len(
-                [s for s in self.nodes if s.alive()]) - 3
-        wait_until(healthy, timeout=timeout, interval=0.2, what="cluster_state:ok, replicas in sync")
-        self.slots = None
-
-    def owner(self, key):
-        """The node serving key's slot, from a fresh CLUSTER SLOTS view when needed."""
-        slot = key_slot(key.encode() if isinstance(key, str) else key)
-        for _ in range(2):
-            if self.slots is None:
-                view = None
-                for s in self.nodes:
-                    if s.alive():
-                        view = self.c(s).cmd("CLUSTER", "SLOTS")
-                        break
-                by_port = {s.port: s for s in self.nodes}
-                self.slots = [(r[0], r[1], by_port[r[2][1]], [by_port[x[1]] for x in r[3:]])
-                              for r in view]
-            for lo, hi, p, reps in self.slots:
-                if lo <= slot <= hi:
-                    return p, reps
-            self.slots = None
-        raise AssertionError(f"no owner for slot {slot}")
-
-    def on_owner(self, key, *cmd):
-        for _ in range(5):
-            p, _ = self.owner(key)
-            reply = self.c(p).cmd(*cmd)
-            if isinstance(reply, Err) and reply.msg.startswith(("MOVED", "ASK", "TRYAGAIN")):
-                self.slots = None
-                time.sleep(0.05)
-                continue
-            return reply
-        raise AssertionError(f"could not route {cmd}")
-
-    def set(self, key, value, tags, *opts):
-        reply = self.on_owner(key, "CACHE.SETTAGGED", key, value, *opts, "TAGS", *tags)
-        assert reply == OK, (key, reply)
-
-    def sync(self):
-        """Every primary's stream reached its replicas."""
-        for p in self.primaries():
-            n = int(p.info("replication").get("connected_slaves", "0"))
-            if n:
-                assert self.c(p).cmd("WAIT", n, 5000) == n, p.name
-
-    def replica_of(self, p):
-        return [r for r in self.replicas() if self.c(r).cmd("ROLE")[2] == p.port][0]
-
-    def local_entries(self, s):
-        return dict(pairs(self.c(s).cmd("CACHE.STATS", "LOCAL")))[b"entries"]
-
-    def served_anywhere(self, key):
-        """The nodes (owner primary and its replicas) that still serve `key` by CACHE.GET."""
-        p, reps = self.owner(key)
-        return [s.name for s in [p, *reps] if s.alive() and self.c(s).cmd("CACHE.GET", key) is not None]
-
-    def states(self, key):
-        """GETORMARK's state on the owner (a write command: replicas redirect it), and on each
-        replica whether CACHE.GET serves the value (SOFT keeps it, stale)."""
-        p, reps = self.owner(key)
-        out = {p.name: self.c(p).cmd("CACHE.GETORMARK", key)[0]}
-        for r in reps:
-            if r.alive():
-                got = self.c(r).cmd("CACHE.GET", key)
-                assert not isinstance(got, Err), got
-                out[r.name] = b"SERVED" if got is not None else None
-        return out
-
-    def close(self):
-        for c in self.conns.values():
-            try:
-                c.close()
-            except Exception:
-                pass
-        for s in reversed(self.nodes):
-            try:
-                if s.alive():
-                    os.kill(s.proc.pid, signal.SIGCONT)
-                s.stop(save=False)
-            except Exception:
-                s.kill9()
-
-
 @pytest.fixture(scope="module")
 def cl(tmp_path_factory):
     c = Cluster(tmp_path_factory.mktemp("cluster"))
     try:
         c.start()
-    except pytest.skip.Exception:
+    except ClusterUnsupported as e:
         c.close()
-        raise
-    except Exception as e:
+        pytest.skip(str(e))
+    except Exception:
         c.close()
         raise
     yield c

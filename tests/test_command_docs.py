@@ -1,19 +1,19 @@
 """Command metadata of the cache module: COMMAND DOCS, COMMAND INFO, COMMAND GETKEYS.
 
-Starts one server for the file through the shared launcher (tests/_server.py: CACHE_MODULE,
+Starts one server for the file through the harness (tests/harness/: CACHE_MODULE,
 REDIS_SERVER).
 """
 
 import pytest
 import redis
 
-from _server import Server
+from harness import Server
 
 
 @pytest.fixture(scope="module")
 def r():
     with Server() as srv:
-        client = srv.client(protocol=2, decode_responses=True)
+        client = srv.client(protocol=2, decode=True)
         try:
             yield client
         finally:

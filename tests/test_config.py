@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from cachelib import OK, S, Err, settag, must_set, gom, stats
+from cachelib import OK, Err, settag, must_set, gom
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULTS = {

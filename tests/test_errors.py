@@ -2,7 +2,7 @@
 
 import pytest
 
-from cachelib import (OK, S, Err, settag, must_set, gom, stats, snapshot, WRONGTYPE, SYNTAX,
+from cachelib import (OK, S, Err, settag, must_set, gom, snapshot, WRONGTYPE, SYNTAX,
                       NOT_INT, BAD_EXPIRE, arity, tagscan_all)
 
 BAD_LEASE = Err("ERR invalid lease time")

@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _server import Conn, Err, Server  # noqa: E402
+from harness import OK, Err, RawClient, S, Server, ServerDied, ServerNotReady, fields  # noqa: E402
 
 CRASH_MARKERS = ("crashed by signal", "REDIS BUG REPORT", "Segmentation fault", "panicked")
 
@@ -25,18 +25,18 @@ def tags_for(i):
 
 def write_load(srv, stop, acked, rewrite=False):
     """SETTAGGED in a loop; records every key the server acknowledged."""
-    c = Conn(srv.port, timeout=5)
+    c = RawClient(srv.port, timeout=5)
     i = 0
     try:
         while not stop.is_set():
             key = b"k:%d" % i
             args = [b"CACHE.SETTAGGED", key, b"value-%d" % i]
             args += [b"PX", 86_400_000, b"STALE", 60] if i % 2 else [b"PERSIST"]
-            rep = c.call(*args, b"TAGS", *tags_for(i))
-            if rep == b"OK":
+            rep = c.cmd(*args, b"TAGS", *tags_for(i))
+            if rep == OK:
                 acked.append(i)
             if rewrite and i == 300:
-                c.call(b"BGREWRITEAOF")
+                c.cmd(b"BGREWRITEAOF")
             i += 1
     except (ConnectionError, OSError):
         pass  # the kill
@@ -47,14 +47,14 @@ def write_load(srv, stop, acked, rewrite=False):
 def check_entries(c, indices):
     for i in indices:
         key = b"k:%d" % i
-        assert c.call(b"CACHE.GET", key) == b"value-%d" % i, key
-        assert c.call(b"CACHE.TAGS", key) == tags_for(i), key
+        assert c.cmd(b"CACHE.GET", key) == b"value-%d" % i, key
+        assert c.cmd(b"CACHE.TAGS", key) == tags_for(i), key
 
 
 @pytest.mark.parametrize("preamble", ["yes", "no"])
 def test_kill9_with_aof_always_keeps_every_acknowledged_set(preamble):
-    args = ["appendonly", "yes", "appendfsync", "always", "aof-use-rdb-preamble", preamble]
-    srv = Server(args).start()
+    args = ["--appendonly", "yes", "--appendfsync", "always", "--aof-use-rdb-preamble", preamble]
+    srv = Server(extra_args=args).start()
     try:
         stop, acked = threading.Event(), []
         t = threading.Thread(target=write_load, args=(srv, stop, acked, True))
@@ -65,14 +65,12 @@ def test_kill9_with_aof_always_keeps_every_acknowledged_set(preamble):
         t.join(10)
         assert len(acked) > 300, "the load did not run"
         srv.start()  # same dir, same config: replays the AOF
-        c = Conn(srv.port)
+        c = RawClient(srv.port)
         check_entries(c, acked)
-        stats = c.call(b"CACHE.STATS")
-        stats = dict(zip(stats[::2], stats[1::2]))
-        assert stats[b"entries"] == c.call(b"DBSIZE") >= len(acked)
+        assert fields(c.cmd(b"CACHE.STATS"))["entries"] == c.cmd(b"DBSIZE") >= len(acked)
         # The tag index was rebuilt: a tag invalidation reaches every entry carrying it.
         n = sum(1 for i in range(max(acked) + 2) if i % 13 == 3)
-        got = c.call(b"CACHE.INVALIDATETAG", b"user:3")
+        got = c.cmd(b"CACHE.INVALIDATETAG", b"user:3")
         assert n - 1 <= got <= n  # the last, unacknowledged set may or may not be there
         c.close()
     finally:
@@ -90,25 +88,24 @@ def _wait(pred, timeout=10.0):
 
 def test_replica_promoted_after_primary_killed():
     primary = Server().start()
-    replica = Server(["replicaof", f"127.0.0.1 {primary.port}"]).start()
+    replica = Server(extra_args=["--replicaof", "127.0.0.1", primary.port]).start()
     try:
-        p, r = Conn(primary.port), Conn(replica.port)
-        assert _wait(lambda: b"master_link_status:up" in r.call(b"INFO", b"replication"))
+        p, r = RawClient(primary.port), RawClient(replica.port)
+        assert _wait(lambda: b"master_link_status:up" in r.cmd(b"INFO", b"replication"))
         indices = list(range(500))
         for i in indices:
             p.send(b"CACHE.SETTAGGED", b"k:%d" % i, b"value-%d" % i, b"PX", 86_400_000,
                    b"TAGS", *tags_for(i))
-        assert all(p.read() == b"OK" for _ in indices)
-        assert p.call(b"WAIT", 1, 5000) == 1
-        assert isinstance(r.call(b"CACHE.GETORMARK", b"k:1"), Err)  # read-only replica
+        assert all(p.read() == OK for _ in indices)
+        assert p.cmd(b"WAIT", 1, 5000) == 1
+        assert isinstance(r.cmd(b"CACHE.GETORMARK", b"k:1"), Err)  # read-only replica
         primary.kill(signal.SIGKILL)
-        assert r.call(b"REPLICAOF", b"NO", b"ONE") == b"OK"
+        assert r.cmd(b"REPLICAOF", b"NO", b"ONE") == OK
         check_entries(r, indices)
-        assert r.call(b"CACHE.GETORMARK", b"k:1")[0] == b"HIT"
-        assert r.call(b"CACHE.INVALIDATETAG", b"report:2") == 100
-        assert r.call(b"CACHE.GET", b"k:2") is None
-        stats = r.call(b"CACHE.STATS")
-        assert dict(zip(stats[::2], stats[1::2]))[b"entries"] == 400
+        assert r.cmd(b"CACHE.GETORMARK", b"k:1")[0] == b"HIT"
+        assert r.cmd(b"CACHE.INVALIDATETAG", b"report:2") == 100
+        assert r.cmd(b"CACHE.GET", b"k:2") is None
+        assert fields(r.cmd(b"CACHE.STATS"))["entries"] == 400
         p.close()
         r.close()
     finally:
@@ -117,27 +114,25 @@ def test_replica_promoted_after_primary_killed():
 
 
 def test_eviction_keeps_the_index_exact():
-    with Server(["maxmemory", "3mb", "maxmemory-policy", "allkeys-lru"]) as srv:
-        c = Conn(srv.port)
+    with Server(extra_args=["--maxmemory", "3mb", "--maxmemory-policy", "allkeys-lru"]) as srv:
+        c = RawClient(srv.port)
         for i in range(6000):
             c.send(b"CACHE.SETTAGGED", b"k:%d" % i, b"x" * 1000, b"TAGS", *tags_for(i))
         for _ in range(6000):
             rep = c.read()
-            assert rep == b"OK" or (isinstance(rep, Err) and rep.startswith("OOM")), rep
-        assert int(c.call(b"INFO", b"stats").split(b"evicted_keys:")[1].split(b"\r")[0]) > 0
+            assert rep == OK or (isinstance(rep, Err) and rep.startswith("OOM")), rep
+        assert int(c.cmd(b"INFO", b"stats").split(b"evicted_keys:")[1].split(b"\r")[0]) > 0
         # Every command evicts first while memory is over the limit: lift it to compare.
-        assert c.call(b"CONFIG", b"SET", b"maxmemory", b"0") == b"OK"
-        stats = c.call(b"CACHE.STATS")
-        stats = dict(zip(stats[::2], stats[1::2]))
-        assert stats[b"entries"] == c.call(b"DBSIZE")
+        assert c.cmd(b"CONFIG", b"SET", b"maxmemory", b"0") == OK
+        assert fields(c.cmd(b"CACHE.STATS"))["entries"] == c.cmd(b"DBSIZE")
         for tag in (b"all", b"user:4"):
             listed, cursor = set(), b"0"
             while True:
-                cursor, keys = c.call(b"CACHE.TAGSCAN", tag, cursor, b"COUNT", 500)
+                cursor, keys = c.cmd(b"CACHE.TAGSCAN", tag, cursor, b"COUNT", 500)
                 listed.update(keys)
                 if cursor == b"0":
                     break
-            present = {k for k in c.call(b"KEYS", b"*") if tag in tags_for(int(k[2:]))}
+            present = {k for k in c.cmd(b"KEYS", b"*") if tag in tags_for(int(k[2:]))}
             assert listed == present, tag
         c.close()
 
@@ -145,14 +140,14 @@ def test_eviction_keeps_the_index_exact():
 # -- corrupted persistence ---------------------------------------------------------------------
 
 def make_rdb(dirname, rdbchecksum="yes", n=200):
-    with Server(["rdbchecksum", rdbchecksum], dir=dirname) as srv:
-        c = Conn(srv.port)
+    with Server(dir=dirname, extra_args=["--rdbchecksum", rdbchecksum]) as srv:
+        c = RawClient(srv.port)
         for i in range(n):
             c.send(b"CACHE.SETTAGGED", b"k:%d" % i, b"value-%d" % i, b"PX", 86_400_000,
                    b"TAGS", *tags_for(i))
         for _ in range(n):
-            assert c.read() == b"OK"
-        assert c.call(b"SAVE") == b"OK"
+            assert c.read() == OK
+        assert c.cmd(b"SAVE") == OK
         c.close()
     with open(os.path.join(dirname, "dump.rdb"), "rb") as f:
         return f.read()
@@ -184,21 +179,20 @@ def boot(tmp, data, name):
     srv.start(wait=False)
     try:
         srv.wait_ready()
-        c = Conn(srv.port)
-        assert c.call(b"PING") == b"PONG"
+        c = RawClient(srv.port)
+        assert c.cmd(b"PING") == S("PONG")
         # Whatever loaded is consistent: the index counts exactly the keys.
-        stats = c.call(b"CACHE.STATS")
-        assert dict(zip(stats[::2], stats[1::2]))[b"entries"] == c.call(b"DBSIZE")
+        assert fields(c.cmd(b"CACHE.STATS"))["entries"] == c.cmd(b"DBSIZE")
         c.close()
-        return True, None, srv.log_text()
-    except RuntimeError:  # exited
+        return True, None, srv.log()
+    except ServerDied:
         code = srv.proc.wait(timeout=30)
-        return False, code, srv.log_text()
-    except TimeoutError:
+        return False, code, srv.log()
+    except ServerNotReady:
         # redis-server 7.0 bug, not the module's: after refusing the file ("Short read ...")
         # its automatic redis-check-rdb loops forever on a truncated module value
         # (rdbLoadCheckModuleValue, fixed upstream by redis/redis#15034). Accept only that.
-        log = srv.log_text()
+        log = srv.log()
         assert "Short read or OOM loading DB" in log or "Internal error in RDB" in log, \
             f"{name}: stalled without refusing\n{log[-3000:]}"
         HUNG_IN_CHECK.append(name)
@@ -277,14 +271,14 @@ def with_crc(body):
 def test_restore_of_corrupted_payload_with_valid_crc_is_refused_not_crashed():
     rng = random.Random(99)
     with Server() as srv:
-        c = Conn(srv.port)
-        assert c.call(b"CACHE.SETTAGGED", b"src", b"value", b"PX", 86_400_000, b"STALE", 5,
-                      b"COST", 10, b"TAGS", b"t1", b"t2", b"\x00t3") == b"OK"
-        dump = c.call(b"DUMP", b"src")
+        c = RawClient(srv.port)
+        assert c.cmd(b"CACHE.SETTAGGED", b"src", b"value", b"PX", 86_400_000, b"STALE", 5,
+                      b"COST", 10, b"TAGS", b"t1", b"t2", b"\x00t3") == OK
+        dump = c.cmd(b"DUMP", b"src")
         assert dump[-8:] == crc64(dump[:-8]).to_bytes(8, "little"), "our crc64 is Redis's"
         body = dump[:-8]
-        assert c.call(b"RESTORE", b"copy", 0, with_crc(body)) == b"OK"
-        assert c.call(b"CACHE.TAGS", b"copy") == [b"t1", b"t2", b"\x00t3"]
+        assert c.cmd(b"RESTORE", b"copy", 0, with_crc(body)) == OK
+        assert c.cmd(b"CACHE.TAGS", b"copy") == [b"t1", b"t2", b"\x00t3"]
         outcomes = {"refused": 0, "accepted": 0}
         for i in range(400):
             data = bytearray(body[:-2])  # keep the 2-byte RDB version trailer intact
@@ -300,21 +294,20 @@ def test_restore_of_corrupted_payload_with_valid_crc_is_refused_not_crashed():
                 data[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
             payload = with_crc(bytes(data) + body[-2:])
             key = b"r:%d" % i
-            rep = c.call(b"RESTORE", key, 0, payload, b"REPLACE")
-            assert c.call(b"PING") == b"PONG", f"variant {i}: server gone"
+            rep = c.cmd(b"RESTORE", key, 0, payload, b"REPLACE")
+            assert c.cmd(b"PING") == S("PONG"), f"variant {i}: server gone"
             assert srv.alive()
             if isinstance(rep, Err):
                 outcomes["refused"] += 1
-                assert c.call(b"EXISTS", key) == 0
+                assert c.cmd(b"EXISTS", key) == 0
             else:
                 outcomes["accepted"] += 1
-                c.call(b"CACHE.TAGS", key)
-                c.call(b"CACHE.GETORMARK", key)
-                c.call(b"DEL", key)
-        stats = c.call(b"CACHE.STATS")
-        assert dict(zip(stats[::2], stats[1::2]))[b"entries"] == c.call(b"DBSIZE")
+                c.cmd(b"CACHE.TAGS", key)
+                c.cmd(b"CACHE.GETORMARK", key)
+                c.cmd(b"DEL", key)
+        assert fields(c.cmd(b"CACHE.STATS"))["entries"] == c.cmd(b"DBSIZE")
         assert outcomes["refused"] > 100, outcomes
-        log = srv.log_text()
+        log = srv.log()
         assert not any(m in log for m in CRASH_MARKERS), log[-3000:]
         c.close()
     print("corrupted RESTORE payloads:", outcomes)
@@ -323,16 +316,16 @@ def test_restore_of_corrupted_payload_with_valid_crc_is_refused_not_crashed():
 # -- memory growth -----------------------------------------------------------------------------
 
 def used_memory(c):
-    return int(c.call(b"INFO", b"memory").split(b"used_memory:")[1].split(b"\r")[0])
+    return int(c.cmd(b"INFO", b"memory").split(b"used_memory:")[1].split(b"\r")[0])
 
 
 def test_wait_timeouts_do_not_leak():
     with Server() as srv:
-        c, w = Conn(srv.port), Conn(srv.port)
-        c.call(b"CACHE.GETORMARK", b"p")  # p is now PENDING for everyone else
+        c, w = RawClient(srv.port), RawClient(srv.port)
+        c.cmd(b"CACHE.GETORMARK", b"p")  # p is now PENDING for everyone else
         before = used_memory(c)
         for _ in range(500):
-            assert w.call(b"CACHE.GETORMARK", b"p", b"WAIT", b"1")[0] == b"PENDING"
+            assert w.cmd(b"CACHE.GETORMARK", b"p", b"WAIT", b"1")[0] == b"PENDING"
         time.sleep(0.5)
         grown = used_memory(c) - before
         assert grown < 1_000_000, f"{grown} bytes after 500 timed-out waits"
@@ -340,9 +333,9 @@ def test_wait_timeouts_do_not_leak():
 
 def test_config_get_does_not_leak():
     with Server() as srv:
-        c = Conn(srv.port)
+        c = RawClient(srv.port)
         before = used_memory(c)
         for _ in range(20_000):
-            c.call(b"CONFIG", b"GET", b"cache.early-beta")
+            c.cmd(b"CONFIG", b"GET", b"cache.early-beta")
         grown = used_memory(c) - before
         assert grown < 200_000, f"{grown} bytes after 20,000 CONFIG GETs"

@@ -14,7 +14,7 @@ import shutil
 import pytest
 
 import aofdump
-from _server import Conn, Server
+from harness import OK, RawClient, S, Server
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 VERSIONS = sorted(int(f[len("encoding-v"):-len(".json")]) for f in os.listdir(FIXTURES)
@@ -28,14 +28,14 @@ def expected(version):
 
 def check(c, srv, want):
     for db, entries in want["states"].items():
-        assert c.call("SELECT", int(db)) == b"OK"
-        keys = {aofdump.text(k) for k in c.call("KEYS", "*")
-                if c.call("TYPE", k) == b"cache-ent"}
+        assert c.cmd("SELECT", int(db)) == OK
+        keys = {aofdump.text(k) for k in c.cmd("KEYS", "*")
+                if c.cmd("TYPE", k) == S("cache-ent")}
         assert keys == set(entries), f"db {db}"
         for key, (state, value) in entries.items():
-            r = c.call("CACHE.GETORMARK", key.encode("latin-1"))
+            r = c.cmd("CACHE.GETORMARK", key.encode("latin-1"))
             assert [r[0].decode(), aofdump.text(r[1])] == [state, value], f"db {db} key {key!r}"
-    assert c.call("SELECT", 0) == b"OK"
+    assert c.cmd("SELECT", 0) == OK
     base = aofdump.rewrite(c, srv.dir)
     got = aofdump.by_db(aofdump.parse(open(base, "rb").read()))
     got = {db: [[aofdump.text(a) for a in cmd] for cmd in cmds] for db, cmds in got.items()}
@@ -51,9 +51,9 @@ def test_fixtures_cover_version_1():
 def test_rdb_fixture_loads_exactly(tmp_path, version):
     want = expected(version)
     shutil.copy(os.path.join(FIXTURES, f"encoding-v{version}.rdb"), tmp_path / "dump.rdb")
-    with Server(["aof-use-rdb-preamble", "no"], dir=str(tmp_path)) as srv:
-        c = Conn(srv.port)
-        assert c.call("DBSIZE") > 0, srv.log_text()[-2000:]
+    with Server(tmp_path, extra_args=["--aof-use-rdb-preamble", "no"]) as srv:
+        c = RawClient(srv.port)
+        assert c.cmd("DBSIZE") > 0, srv.log()[-2000:]
         check(c, srv, want)
 
 
@@ -62,8 +62,8 @@ def test_aof_fixture_loads_exactly(tmp_path, version):
     want = expected(version)
     # A single-file AOF in `dir` (the pre-7.0 layout): the server loads it and upgrades it.
     shutil.copy(os.path.join(FIXTURES, f"encoding-v{version}.aof"), tmp_path / "appendonly.aof")
-    args = ["appendonly", "yes", "appendfilename", "appendonly.aof", "aof-use-rdb-preamble", "no"]
-    with Server(args, dir=str(tmp_path)) as srv:
-        c = Conn(srv.port)
-        assert c.call("DBSIZE") > 0, srv.log_text()[-2000:]
+    args = ["--appendonly", "yes", "--appendfilename", "appendonly.aof", "--aof-use-rdb-preamble", "no"]
+    with Server(tmp_path, extra_args=args) as srv:
+        c = RawClient(srv.port)
+        assert c.cmd("DBSIZE") > 0, srv.log()[-2000:]
         check(c, srv, want)

@@ -1,9 +1,8 @@
 """CACHE.GETORMARK: HIT / MISS / STALE / PENDING, leases and their tokens, WAIT, early refresh."""
 
-import threading
 import time
 
-from cachelib import (OK, S, Err, settag, must_set, gom, stats, WRONGTYPE, token_of,
+from cachelib import (OK, S, settag, must_set, gom, stats, WRONGTYPE, token_of,
                       wait_in_thread, wait_blocked)
 
 

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from cachelib import (OK, S, settag, must_set, gom, stats, tagscan_all, check_index, wait_until,
+from cachelib import (OK, settag, must_set, gom, stats, tagscan_all, check_index, wait_until,
                       entry_keys, key_type, WRONGTYPE)
 
 

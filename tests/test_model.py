@@ -22,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _server import Conn, Err, Server  # noqa: E402
+from harness import OK, Err, RawClient, Server, fields  # noqa: E402
 from model import INF, Model  # noqa: E402
 
 GRID, MARGIN, GUARD = 250, 30, 8
@@ -34,8 +34,8 @@ TAGS = [b"t1", b"t2", b"t3", b"g:a", b"g:b", b"\x00t"]
 KEY_PATTERNS = [b"*", b"a:*", b"b:*", b"*1", b"?:2", b"[ab]:[1-2]", b"[^a]*", b"a\\:1",
                 b"c", b"nomatch*", b"*:*", b"\x00*"]
 TAG_PATTERNS = [b"t*", b"t[12]", b"g:?", b"*", b"[^t]*", b"nomatch", b"g*b"]
-SERVER_ARGS = ["databases", "4", "cache.early-beta", "0", "cache.max-tags", str(MAX_TAGS),
-               "cache.lease-ms", str(LEASE_DEFAULT)]
+SERVER_ARGS = ["--databases", "4", "--cache.early-beta", "0", "--cache.max-tags", str(MAX_TAGS),
+               "--cache.lease-ms", str(LEASE_DEFAULT)]
 
 
 def now_ms():
@@ -93,7 +93,7 @@ class Driver:
         self.c, self.seed, self.log = conn, seed, log
         self.rng = random.Random(seed)
         self.model = Model(ndbs=NDBS, max_tags=MAX_TAGS, lease_ms=LEASE_DEFAULT, margin=MARGIN)
-        self.model.past_expire_voids_lease = b"valkey_version" not in conn.call(b"INFO", b"server")
+        self.model.past_expire_voids_lease = b"valkey_version" not in conn.cmd(b"INFO", b"server")
         self.zones = Zones()
         self.db = 0
         self.tokens = []          # every token seen (reused as stale tokens)
@@ -103,7 +103,7 @@ class Driver:
         self.kinds = {}
         self.outcomes = {}
         self.slept = 0.0
-        self.c.call("SELECT", 0)
+        self.c.cmd("SELECT", 0)
 
     # -- random inputs ---------------------------------------------------------------------
     def key(self):
@@ -334,7 +334,7 @@ class Driver:
     # -- running ---------------------------------------------------------------------------
     def select(self, d):
         if d != self.db:
-            assert self.c.call("SELECT", d) == b"OK"
+            assert self.c.cmd("SELECT", d) == OK
             self.db = d
 
     def run_compound(self, spec, d):
@@ -351,7 +351,7 @@ class Driver:
             while True:
                 cmd = [b"CACHE.TAGSCAN", tag, cursor] + ([b"MATCH", match] if match else []) \
                     + [b"COUNT", count]
-                rep = self.c.call(*cmd)
+                rep = self.c.cmd(*cmd)
                 if isinstance(rep, Err):
                     raise Divergence(f"TAGSCAN error {rep}")
                 cursor = rep[0]
@@ -366,13 +366,12 @@ class Driver:
         else:
             cursor = b"0"
             while True:
-                cursor = self.c.call("SCAN", cursor, "COUNT", 1000)[0]
+                cursor = self.c.cmd("SCAN", cursor, "COUNT", 1000)[0]
                 if cursor == b"0":
                     break
-            rep = self.c.call("CACHE.STATS")
+            rep = self.c.cmd("CACHE.STATS")
             t1 = now_ms()
-            got = dict(zip(rep[::2], rep[1::2])) if isinstance(rep, list) else rep
-            got = {k.decode(): v for k, v in got.items()}
+            got = fields(rep)
             exp = self.model.stats(d, t0)
             got = {k: got.get(k) for k in exp}
             what = ["CACHE.STATS"]
@@ -461,8 +460,8 @@ class Driver:
 
 
 def run_seed(seed, n_ops, max_seconds=None, log=print, server_args=()):
-    with Server(SERVER_ARGS + list(server_args)) as srv:
-        conn = Conn(srv.port)
+    with Server(extra_args=SERVER_ARGS + list(server_args)) as srv:
+        conn = RawClient(srv.port)
         try:
             drv = Driver(conn, seed, log=log)
             secs = drv.run(n_ops, max_seconds)
@@ -512,15 +511,12 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-import pytest  # noqa: E402
-
-
 def test_invalidatetag_escaped_literal_matches_like_a_pattern():
     """`x\\*y` is a pattern matching only the tag `x*y` (as KEYS would): it must reach the
     entries tagged `x*y`, as the unescaped pattern `x*y` does."""
     with Server() as srv:
-        c = Conn(srv.port)
-        assert c.call(b"CACHE.SETTAGGED", b"k", b"v", b"TAGS", b"x*y") == b"OK"
-        assert c.call(b"CACHE.INVALIDATETAG", b"x\\*y") == 1
-        assert c.call(b"CACHE.TAGS", b"k") == []
+        c = RawClient(srv.port)
+        assert c.cmd(b"CACHE.SETTAGGED", b"k", b"v", b"TAGS", b"x*y") == OK
+        assert c.cmd(b"CACHE.INVALIDATETAG", b"x\\*y") == 1
+        assert c.cmd(b"CACHE.TAGS", b"k") == []
         c.close()

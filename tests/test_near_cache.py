@@ -9,7 +9,7 @@ import time
 import pytest
 
 from cachelib import OK, Err, WRONGTYPE, must_set, settag, gom, stats, wait_until
-from resp import RawClient
+from harness import RawClient
 
 CHANNEL = b"__cache@0__:invalidate"
 

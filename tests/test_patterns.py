@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from cachelib import OK, S, check_index, wait_until
+from cachelib import OK, check_index, wait_until
 
 ALPHABET = ["a", "b", "c", "x", ":", "-", "^", "[", "]", "\\", "*", "?", "\x00", "\xff", "\xc3\xa9"]
 WEIGHTS = [10, 8, 6, 3, 4, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1]

@@ -2,7 +2,7 @@
 
 import time
 
-from cachelib import OK, S, settag, must_set, gom, stats, tagscan_all, check_index, wait_until
+from cachelib import OK, settag, must_set, gom, stats, tagscan_all, check_index, wait_until
 
 
 def pair(make_server):

@@ -2,7 +2,7 @@
 
 import time
 
-from resp import Map
+from harness import Map
 from cachelib import (OK, S, stat_fields, documented_stat_fields, settag, must_set, gom, stats, decode_fields, pairs)
 
 ZERO2 = [b"hits", 0, b"stale_hits", 0, b"misses", 0, b"pending", 0, b"hit_ratio", b"0",

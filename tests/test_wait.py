@@ -3,7 +3,7 @@ waiting, the wait counters, a replica, and COST surviving persistence and replic
 
 import time
 
-from cachelib import (OK, S, settag, gom, stats, wait_until, token_of, wait_in_thread,
+from cachelib import (OK, settag, gom, stats, wait_until, token_of, wait_in_thread,
                       wait_blocked)
 
 

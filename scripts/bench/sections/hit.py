@@ -1,0 +1,46 @@
+"""Section 1: the hit path, GET against CACHE.GET and CACHE.GETORMARK (redis-benchmark)."""
+import statistics
+
+from common import BenchServer, log, module_check, rbench, VALUE100
+
+LABEL = "1 hit path"
+
+
+def run(S, res):
+    with BenchServer() as srv:
+        r = srv.client()
+        r.set("str:k", VALUE100)
+        has_mod = module_check(srv, res)
+        cmds = {"GET": ["GET", "str:k"]}
+        if has_mod:
+            try:
+                r.execute_command("CACHE.SETTAGGED", "ent:k", VALUE100, "EX", 3600, "TAGS", "t1")
+                cmds["CACHE.GET"] = ["CACHE.GET", "ent:k"]
+                cmds["CACHE.GETORMARK"] = ["CACHE.GETORMARK", "ent:k"]
+                v = r.execute_command("CACHE.GET", "ent:k")
+                if v != VALUE100:
+                    res.error("CACHE.GET correctness", f"CACHE.GET ent:k returned {v!r:.60}")
+                st = r.execute_command("CACHE.GETORMARK", "ent:k")
+                if not (isinstance(st, list) and st and st[0] in (b"HIT", "HIT") and st[1] == VALUE100):
+                    res.error("CACHE.GETORMARK correctness", f"returned {st!r:.80}")
+            except Exception as e:
+                res.error("setup CACHE.SETTAGGED", e)
+        for P in (1, 16):
+            rps = {k: [] for k in cmds}
+            bad = set()
+            for rep in range(S["hit_reps"]):
+                for name, c in cmds.items():
+                    if name in bad:
+                        continue
+                    log(f"  redis-benchmark -P {P} {name} (rep {rep + 1}/{S['hit_reps']}, n={S['hit_n']:,})")
+                    try:
+                        rps[name].append(rbench(srv.port, c, S["hit_n"], pipeline=P))
+                    except Exception as e:
+                        bad.add(name)
+                        res.error(f"{name} -P {P}", e)
+            med = {k: statistics.median(v) for k, v in rps.items() if v}
+            for k, v in med.items():
+                res.add(f"{k} -P {P} (50 clients, 100 B)", v, unit="ops/s")
+            for k in ("CACHE.GET", "CACHE.GETORMARK"):
+                if k in med and "GET" in med:
+                    res.check(f"{k} / GET -P {P}", med[k] / med["GET"], ">=", 0.95, unit="x")
