@@ -26,7 +26,7 @@ impl Hasher for Fnv {
     }
 }
 
-type NamespaceMap = HashMap<Vec<u8>, NamespaceStats, BuildHasherDefault<Fnv>>;
+type NamespaceMap = HashMap<Vec<u8>, usize, BuildHasherDefault<Fnv>>;
 
 /// Where namespaces past `cache.max-namespaces` are counted.
 pub const OTHER: &[u8] = b"(other)";
@@ -109,7 +109,12 @@ pub struct NamespaceStats {
 #[derive(Default)]
 pub struct Stats {
     pub total: Counters,
-    namespaces: NamespaceMap,
+    /// Each namespace's record, at its slot in `records` (records are never dropped singly).
+    slots: NamespaceMap,
+    records: Vec<NamespaceStats>,
+    /// The namespace updated last, and its slot: lookups in a row mostly share a namespace, and
+    /// comparing a few bytes is cheaper than hashing them (this runs on every lookup).
+    last: Option<(Vec<u8>, usize)>,
 }
 
 /// The namespace of `key`: the bytes before the first `delimiter`.
@@ -121,8 +126,28 @@ pub fn namespace_of(key: &[u8], delimiter: u8) -> &[u8] {
 }
 
 impl Stats {
+    /// The slot of namespace `ns`, remembered as the last one.
+    fn slot_of(&mut self, ns: &[u8]) -> Option<usize> {
+        if let Some((name, slot)) = &self.last {
+            if name.as_slice() == ns {
+                return Some(*slot);
+            }
+        }
+        let slot = *self.slots.get(ns)?;
+        match &mut self.last {
+            // The name's buffer is reused: no allocation when namespaces alternate.
+            Some((name, last)) => {
+                name.clear();
+                name.extend_from_slice(ns);
+                *last = slot;
+            }
+            None => self.last = Some((ns.to_vec(), slot)),
+        }
+        Some(slot)
+    }
+
     /// Applies `change` to the namespace record of `key` (OTHER once `max` namespaces exist).
-    /// Hashes once and allocates only when a namespace is first seen: this runs on every lookup.
+    /// Allocates only when a namespace is first seen.
     fn update(
         &mut self,
         key: &[u8],
@@ -130,17 +155,27 @@ impl Stats {
         max: usize,
         change: impl Fn(&mut NamespaceStats),
     ) {
-        let ns = namespace_of(key, delimiter);
-        if let Some(slot) = self.namespaces.get_mut(ns) {
-            change(slot);
-            return;
-        }
-        let name = if self.namespaces.len() < max {
-            ns
-        } else {
-            OTHER
+        self.update_namespace(namespace_of(key, delimiter), max, change);
+    }
+
+    fn update_namespace(&mut self, ns: &[u8], max: usize, change: impl Fn(&mut NamespaceStats)) {
+        let slot = match self.slot_of(ns) {
+            Some(slot) => slot,
+            None => {
+                let name = if self.slots.len() < max { ns } else { OTHER };
+                match self.slot_of(name) {
+                    Some(slot) => slot,
+                    None => {
+                        self.slots.insert(name.to_vec(), self.records.len());
+                        self.records.push(NamespaceStats::default());
+                        self.records.len() - 1
+                    }
+                }
+            }
         };
-        change(self.namespaces.entry(name.to_vec()).or_default());
+        if let Some(record) = self.records.get_mut(slot) {
+            change(record);
+        }
     }
 
     pub fn record(&mut self, key: &[u8], event: Event, delimiter: u8, max: usize) {
@@ -159,25 +194,25 @@ impl Stats {
 
     pub fn entry_removed(&mut self, key: &[u8], delimiter: u8) {
         let ns = namespace_of(key, delimiter);
-        let name = if self.namespaces.contains_key(ns) {
-            ns
-        } else {
-            OTHER
-        };
-        if let Some(slot) = self.namespaces.get_mut(name) {
-            slot.entries = slot.entries.saturating_sub(1);
+        let slot = self.slot_of(ns).or_else(|| self.slot_of(OTHER));
+        if let Some(record) = slot.and_then(|slot| self.records.get_mut(slot)) {
+            record.entries = record.entries.saturating_sub(1);
         }
     }
 
     pub fn namespace(&self, name: &[u8]) -> NamespaceStats {
-        self.namespaces.get(name).copied().unwrap_or_default()
+        self.slots
+            .get(name)
+            .and_then(|&slot| self.records.get(slot))
+            .copied()
+            .unwrap_or_default()
     }
 
     pub fn namespaces(&self) -> Vec<(&[u8], NamespaceStats)> {
         let mut all: Vec<_> = self
-            .namespaces
+            .slots
             .iter()
-            .map(|(k, v)| (k.as_slice(), *v))
+            .filter_map(|(name, &slot)| Some((name.as_slice(), *self.records.get(slot)?)))
             .collect();
         all.sort_by(|a, b| a.0.cmp(b.0));
         all
@@ -186,14 +221,14 @@ impl Stats {
     /// Zeroes every counter; entry counts stay.
     pub fn reset(&mut self) {
         self.total = Counters::default();
-        for ns in self.namespaces.values_mut() {
+        for ns in &mut self.records {
             ns.counters = Counters::default();
         }
     }
 
     /// Forgets entry counts (after a flush); counters stay.
     pub fn clear_entries(&mut self) {
-        for ns in self.namespaces.values_mut() {
+        for ns in &mut self.records {
             ns.entries = 0;
         }
     }
@@ -201,14 +236,17 @@ impl Stats {
     /// Takes the entry counts of `other` (an index built apart and swapped in); counters stay.
     pub fn adopt_entries(&mut self, other: &Stats) {
         self.clear_entries();
-        for (name, ns) in &other.namespaces {
-            self.namespaces.entry(name.clone()).or_default().entries += ns.entries;
+        for (name, ns) in other.namespaces() {
+            // No bound here: `other` was built under the same one.
+            self.update_namespace(name, usize::MAX, |slot| slot.entries += ns.entries);
         }
     }
 
     /// Recounts entries per namespace from the keys (after the delimiter changes).
     pub fn recount<'a>(&mut self, keys: impl Iterator<Item = &'a [u8]>, delimiter: u8, max: usize) {
-        self.namespaces = NamespaceMap::default();
+        self.slots = NamespaceMap::default();
+        self.records = Vec::new();
+        self.last = None;
         for key in keys {
             self.entry_added(key, delimiter, max);
         }
@@ -312,5 +350,34 @@ mod tests {
         s.recount([b"x|1".as_slice(), b"x|2"].into_iter(), b'|', 10);
         assert_eq!(s.namespace(b"x").entries, 2);
         assert_eq!(s.namespace(b"a").entries, 0);
+    }
+
+    #[test]
+    fn adopted_counts_keep_their_namespaces() {
+        let mut built = Stats::default();
+        built.entry_added(b"a\0b:1", b':', 10);
+        built.entry_added(b"plain", b':', 10);
+        let mut live = Stats::default();
+        live.record(b"a\0b:9", Event::Hit, b':', 10);
+        live.entry_added(b"gone:1", b':', 10);
+        live.adopt_entries(&built);
+        assert_eq!(live.namespace(b"a\0b").entries, 1);
+        assert_eq!(live.namespace(b"a\0b").counters.hits, 1, "counters stay");
+        assert_eq!(live.namespace(NONE).entries, 1);
+        assert_eq!(live.namespace(b"gone").entries, 0);
+    }
+
+    #[test]
+    fn the_last_namespace_is_remembered_right() {
+        let mut s = Stats::default();
+        for key in [&b"a:1"[..], b"a:2", b"b:1", b"a:3", b"b:2"] {
+            s.record(key, Event::Hit, b':', 10);
+        }
+        assert_eq!(s.namespace(b"a").counters.hits, 3);
+        assert_eq!(s.namespace(b"b").counters.hits, 2);
+        s.recount([b"b|1".as_slice()].into_iter(), b'|', 10);
+        s.record(b"b|2", Event::Miss, b'|', 10);
+        assert_eq!(s.namespace(b"b").counters.misses, 1);
+        assert_eq!(s.namespace(b"b").entries, 1);
     }
 }
