@@ -38,8 +38,8 @@ def run(S, res):
                 end = used_memory(r)
                 per = (end - base) / N
                 if recipe:
-                    res.check("module: entry + index per entry", per, "<=", 0.8 * recipe, unit="B",
-                              goal=f"<= 0.8 x recipe ({0.8 * recipe:.0f} B)", note=f"{per / recipe:.2f}x recipe")
+                    res.check("module: entry + index per entry", per, "<=", 0.9 * recipe, unit="B",
+                              goal=f"<= 0.9 x recipe ({0.9 * recipe:.0f} B)", note=f"{per / recipe:.2f}x recipe")
                 else:
                     res.add("module: entry + index per entry", per, unit="B")
                 try:
@@ -52,7 +52,7 @@ def run(S, res):
                     fld = next((k for k in info if "index" in k and ("mem" in k or "size" in k)), None)
                 if fld is not None:
                     idx = (float(info[fld]) - float(info0.get(fld, 0) or 0)) / N
-                    res.check(f"module: tag index per entry (INFO cache {fld})", idx, "<=", 128, unit="B")
+                    res.check(f"module: tag index per entry (INFO cache {fld})", idx, "<=", 100, unit="B")
                 else:
                     res.add("module: tag index per entry (INFO cache *index*bytes*)", None, "<= 128 B", "n/a",
                             note="INFO cache has no index byte field: " + ",".join(sorted(info)[:12]))
