@@ -6,6 +6,7 @@ import multiprocessing as mp
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -338,6 +339,26 @@ def rbench(port, args_cmd, n, clients=50, pipeline=1, r=None, data=100):
         raise RuntimeError("redis-benchmark printed no result")
     fields = [f.strip('"') for f in lines[-1].split('","')]
     return float(fields[1])
+
+
+def rbench_medians(srv, res, cmds, reps, n, pipeline, r=None, before=None):
+    """Median ops/s of each of `cmds` (name -> argv) over `reps` interleaved runs; a command that
+    fails is filed as an ERROR once and not run again. `before` runs before every run."""
+    runs = {name: [] for name in cmds}
+    bad = set()
+    for rep in range(reps):
+        for name, argv in cmds.items():
+            if name in bad:
+                continue
+            log(f"  redis-benchmark -P {pipeline} {name} (rep {rep + 1}/{reps}, n={n:,})")
+            if before:
+                before()
+            try:
+                runs[name].append(rbench(srv.port, argv, n, pipeline=pipeline, r=r))
+            except Exception as e:
+                bad.add(name)
+                res.error(f"{name} -P {pipeline}", e)
+    return {name: statistics.median(v) for name, v in runs.items() if v}
 
 
 # --------------------------------------------------------------------------- probe

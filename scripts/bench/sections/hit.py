@@ -1,8 +1,6 @@
 """Section 1: the hit path, GET against CACHE.GET and CACHE.GETORMARK (redis-benchmark), and
 the module-API floor: CACHE.TAGS of a missing key, a module command that does almost nothing."""
-import statistics
-
-from common import BenchServer, log, module_check, rbench, VALUE100
+from common import BenchServer, module_check, rbench_medians, VALUE100
 
 LABEL = "1 hit path"
 
@@ -29,19 +27,7 @@ def run(S, res):
             except Exception as e:
                 res.error("setup CACHE.SETTAGGED", e)
         for P in (1, 16):
-            rps = {k: [] for k in cmds}
-            bad = set()
-            for rep in range(S["hit_reps"]):
-                for name, c in cmds.items():
-                    if name in bad:
-                        continue
-                    log(f"  redis-benchmark -P {P} {name} (rep {rep + 1}/{S['hit_reps']}, n={S['hit_n']:,})")
-                    try:
-                        rps[name].append(rbench(srv.port, c, S["hit_n"], pipeline=P))
-                    except Exception as e:
-                        bad.add(name)
-                        res.error(f"{name} -P {P}", e)
-            med = {k: statistics.median(v) for k, v in rps.items() if v}
+            med = rbench_medians(srv, res, cmds, S["hit_reps"], S["hit_n"], P)
             for k, v in med.items():
                 res.add(f"{k} -P {P} (50 clients, 100 B)", v, unit="ops/s")
             for k, goal in (("CACHE.GET", 0.95), ("CACHE.GETORMARK", 0.90)):

@@ -3,7 +3,7 @@
 import random
 import statistics
 
-from common import BenchServer, log, module_check, raw_throughput, rbench, resp, VALUE100
+from common import BenchServer, log, module_check, raw_throughput, rbench_medians, resp, VALUE100
 
 LABEL = "2 set path"
 
@@ -31,24 +31,13 @@ def run(S, res):
             rb["CACHE.SETTAGGED 3 tags"] = ["CACHE.SETTAGGED", K, v, "EX", "3600", "TAGS", T, T, T]
         out = {}
         for P in (1, 16):
-            vals = {k: [] for k in rb}
-            bad = set()
-            for rep in range(S["set_reps"]):
-                for name, c in rb.items():
-                    if name in bad:
-                        continue
-                    log(f"  redis-benchmark -P {P} {name} (rep {rep + 1}/{S['set_reps']}, n={S['set_n']:,})")
-                    r.flushall()  # SET's strings would make SETTAGGED answer WRONGTYPE
-                    try:
-                        vals[name].append(rbench(srv.port, c, S["set_n"], pipeline=P, r=10000))
-                    except Exception as e:
-                        bad.add(name)
-                        res.error(f"{name} -P {P}", e)
-                r.flushall()
-            for k, l in vals.items():
-                if l:
-                    out[(k, P)] = statistics.median(l)
-                    res.add(f"{k} -P {P} [redis-benchmark]", out[(k, P)], unit="ops/s")
+            # SET's strings would make SETTAGGED answer WRONGTYPE: each run starts empty.
+            med = rbench_medians(srv, res, rb, S["set_reps"], S["set_n"], P, r=10000,
+                                 before=r.flushall)
+            r.flushall()
+            for k, v in med.items():
+                out[(k, P)] = v
+                res.add(f"{k} -P {P} [redis-benchmark]", v, unit="ops/s")
         for P in (1, 16):
             st = out.get(("CACHE.SETTAGGED 3 tags", P))
             if st is None:
