@@ -2,8 +2,9 @@
 //! and numbered, so tag sets hold 4-byte ids instead of names.
 //!
 //! Each key name is stored once, in the id table. The order is kept by blocks of up to
-//! `BLOCK_MAX` 4-byte ids sorted by name, in a B-tree keyed by a copy of each block's first
-//! name: about 15 bytes per key instead of a tree slot and a second copy of the name. A lookup
+//! `BLOCK_MAX` 4-byte ids sorted by name, in a B-tree keyed by a copy of a lower bound of each
+//! block's names (its first name, or one removed since): about 23 bytes per key instead of a
+//! tree slot and a second copy of the name. A lookup
 //! by name is a search over the blocks then within one (O(log n)); an insert or a removal adds
 //! a move of at most `BLOCK_MAX` ids; a lookup by id is O(1).
 //!
@@ -25,13 +26,17 @@ const PAGE: usize = 1024;
 
 type Name = Box<[u8]>;
 
-/// Ids in name order, each with the 8 bytes of its name after `shared` (big-endian,
+/// Ids in name order, each with the 16 bytes of its name after `shared` (big-endian,
 /// zero-padded): if a name sorts before another, its head is no greater.
+///
+/// A block's key in the tree (its `bound`) is a lower bound of its names, above every name of
+/// the block before: its first name, or one removed since (removing the first name does not
+/// re-key the block, so deleting a range in order stays cheap).
 #[derive(Default)]
 struct Block {
     ids: Vec<KeyId>,
     heads: Vec<u128>,
-    /// How many leading bytes every name in the block has in common.
+    /// How many leading bytes the bound and every name in the block have in common.
     shared: usize,
 }
 
@@ -57,10 +62,9 @@ impl Block {
     }
 
     /// Recomputes the shared prefix and every head (after the block's range widened).
-    fn rebuild(&mut self, names: &Table) {
-        let first = self.ids.first().map_or(&[][..], |&id| name_of(names, id));
-        let last = self.ids.last().map_or(&[][..], |&id| name_of(names, id));
-        self.shared = common_prefix(first, last);
+    fn rebuild(&mut self, names: &Table, bound: &[u8]) {
+        let last = self.ids.last().map_or(bound, |&id| name_of(names, id));
+        self.shared = common_prefix(bound, last);
         self.heads.clear();
         self.heads.extend(
             self.ids
@@ -69,24 +73,30 @@ impl Block {
         );
     }
 
-    /// Inserts `id` (named `key`) at `at`; `first` is the block's first name before.
-    fn insert(&mut self, names: &Table, first: &[u8], at: usize, id: KeyId, key: &[u8]) {
+    /// Inserts `id` (named `key`, not below `bound`) at `at`.
+    fn insert(&mut self, names: &Table, bound: &[u8], at: usize, id: KeyId, key: &[u8]) {
         grow(&mut self.ids);
         grow(&mut self.heads);
         self.ids.insert(at, id);
-        if key.get(..self.shared) == first.get(..self.shared) {
+        if key.get(..self.shared) == bound.get(..self.shared) {
             self.heads.insert(at, head(key, self.shared));
         } else {
-            self.rebuild(names);
+            self.rebuild(names, bound);
         }
     }
 
-    /// Where `key` is or would go: Ok(found at) or Err(insert at). `first` is the block's
-    /// first name.
-    fn search(&self, names: &Table, first: &[u8], key: &[u8]) -> Result<usize, usize> {
+    /// Inserts `id`, named `key`, first: the block's new bound.
+    fn insert_first(&mut self, names: &Table, id: KeyId, key: &[u8]) {
+        grow(&mut self.ids);
+        self.ids.insert(0, id);
+        self.rebuild(names, key);
+    }
+
+    /// Where `key` is or would go: Ok(found at) or Err(insert at).
+    fn search(&self, names: &Table, bound: &[u8], key: &[u8]) -> Result<usize, usize> {
         // A name outside the shared prefix sorts before or after the whole block.
-        if key.get(..self.shared) != first.get(..self.shared) {
-            return Err(if key < first { 0 } else { self.len() });
+        if key.get(..self.shared) != bound.get(..self.shared) {
+            return Err(if key < bound { 0 } else { self.len() });
         }
         let h = head(key, self.shared);
         let mut at = self.heads.partition_point(|&x| x < h);
@@ -105,8 +115,9 @@ impl Block {
         self.ids.remove(at)
     }
 
-    /// The upper half, moved out; both halves keep a full block's room by a quarter.
-    fn split(&mut self, names: &Table) -> Block {
+    /// The upper half, moved out, and its bound (its first name); both halves keep a full
+    /// block's room by a quarter.
+    fn split(&mut self, names: &Table, bound: &[u8]) -> (Block, Name) {
         let half = self.len() / 2;
         let mut upper = Block {
             ids: self.ids.split_off(half),
@@ -116,15 +127,16 @@ impl Block {
         self.ids.shrink_to(half + half / 4);
         self.heads.shrink_to(half + half / 4);
         // Each half's names may share more: longer prefixes leave fewer ties.
-        self.rebuild(names);
-        upper.rebuild(names);
-        upper
+        self.rebuild(names, bound);
+        let upper_bound = Name::from(upper.ids.first().map_or(bound, |&id| name_of(names, id)));
+        upper.rebuild(names, &upper_bound);
+        (upper, upper_bound)
     }
 
-    fn append(&mut self, names: &Table, next: Block) {
+    fn append(&mut self, names: &Table, bound: &[u8], next: Block) {
         self.ids.reserve_exact(next.len());
         self.ids.extend_from_slice(&next.ids);
-        self.rebuild(names);
+        self.rebuild(names, bound);
     }
 
     fn shrink(&mut self) {
@@ -282,73 +294,68 @@ impl KeyIndex {
             *len += 1;
             id
         };
-        let Some((first, block)) = block_of_mut(blocks, key) else {
+        let Some((bound, block)) = block_of_mut(blocks, key) else {
             let id = new_id(names, free, len);
             let mut block = Block {
                 ids: vec![id],
                 ..Block::default()
             };
-            block.rebuild(names);
+            block.rebuild(names, key);
             blocks.insert(Name::from(key), block);
             return (id, true);
         };
-        let at = match block.search(names, first, key) {
+        let at = match block.search(names, bound, key) {
             Ok(at) => return (block.ids[at], false),
             Err(at) => at,
         };
         let id = new_id(names, free, len);
-        if at > 0 && block.len() < BLOCK_MAX {
+        let below = *key < **bound;
+        if !below && block.len() < BLOCK_MAX {
             // The common case: in place.
-            block.insert(names, first, at, id, key);
+            block.insert(names, bound, at, id, key);
             return (id, true);
         }
-        // The block is re-keyed (the key goes first: only in the first block) or split first,
-        // so no block's vector ever holds more than BLOCK_MAX.
-        let first = first.clone();
-        let Some(mut block) = blocks.remove(&first) else {
+        // The block is re-keyed (a name below every block's: only in the first block) or
+        // split first, so no block's vector ever holds more than BLOCK_MAX.
+        let old = bound.clone();
+        let Some((bound, mut block)) = blocks.remove_entry(&old) else {
             return (id, true);
         };
-        let new_first = if at == 0 {
+        let half = block.len() / 2;
+        let to_upper = block.len() >= BLOCK_MAX && at > half;
+        if block.len() >= BLOCK_MAX {
+            let (mut upper, upper_bound) = block.split(names, &bound);
+            if to_upper {
+                upper.insert(names, &upper_bound, at - half, id, key);
+            }
+            blocks.insert(upper_bound, upper);
+        }
+        let bound = if to_upper {
+            bound
+        } else if below {
+            block.insert_first(names, id, key);
             Name::from(key)
         } else {
-            first.clone()
+            block.insert(names, &bound, at, id, key);
+            bound
         };
-        if block.len() >= BLOCK_MAX {
-            let half = block.len() / 2;
-            let mut upper = block.split(names);
-            if at > half {
-                let upper_first = upper
-                    .ids
-                    .first()
-                    .map(|&h| name_of(names, h))
-                    .unwrap_or_default();
-                upper.insert(names, upper_first, at - half, id, key);
-            } else {
-                block.insert(names, &first, at, id, key);
-            }
-            let head = upper.ids.first().map(|&h| Name::from(name_of(names, h)));
-            if let Some(head) = head {
-                blocks.insert(head, upper);
-            }
-        } else {
-            block.insert(names, &first, at, id, key);
-        }
-        blocks.insert(new_first, block);
+        blocks.insert(bound, block);
         (id, true)
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<KeyId> {
         let KeyIndex { blocks, names, .. } = self;
-        let (first, block) = block_of_mut(blocks, key)?;
-        let at = block.search(names, first, key).ok()?;
-        let id = if at > 0 && block.len() > BLOCK_MIN {
-            // The common case: in place (the shared prefix stays valid for fewer names).
+        let (bound, block) = block_of_mut(blocks, key)?;
+        let at = block.search(names, bound, key).ok()?;
+        let id = if block.len() > BLOCK_MIN {
+            // The common case: in place, even the first name (the bound stays a lower bound,
+            // and the shared prefix stays shared by fewer names).
             let id = block.remove(at);
             block.shrink();
             id
         } else {
-            let first = first.clone();
-            self.remove_rebuilding(&first, at)?
+            let bound = bound.clone();
+            self.remove_merging(&bound, at)?
         };
         if let Some(slot) = self.names.slot(id) {
             *slot = None;
@@ -363,10 +370,10 @@ impl KeyIndex {
         Some(id)
     }
 
-    /// Removes the id at `at` of the block starting at `first`, re-keying the block (its first
-    /// name may be the one that goes), dropping it if empty, merging it with the next if small.
-    fn remove_rebuilding(&mut self, first: &[u8], at: usize) -> Option<KeyId> {
-        let mut block = self.blocks.remove(first)?;
+    /// Removes the id at `at` of the small block keyed `bound`, dropping the block if empty,
+    /// merging it with the next if both fit in one.
+    fn remove_merging(&mut self, bound: &[u8], at: usize) -> Option<KeyId> {
+        let (bound, mut block) = self.blocks.remove_entry(bound)?;
         let id = block.remove(at);
         if block.is_empty() {
             return Some(id);
@@ -374,27 +381,16 @@ impl KeyIndex {
         if block.len() < BLOCK_MIN {
             let next = self
                 .blocks
-                .range::<[u8], _>((Bound::Excluded(first), Bound::Unbounded))
+                .range::<[u8], _>((Bound::Excluded(&*bound), Bound::Unbounded))
                 .next()
                 .filter(|(_, b)| b.len() + block.len() <= BLOCK_MAX)
                 .map(|(n, _)| n.clone());
             if let Some(next) = next.and_then(|n| self.blocks.remove(&n)) {
-                block.append(&self.names, next);
+                block.append(&self.names, &bound, next);
             }
         }
         block.shrink();
-        let head = if at == 0 {
-            Name::from(
-                block
-                    .ids
-                    .first()
-                    .map(|&id| name_of(&self.names, id))
-                    .unwrap_or_default(),
-            )
-        } else {
-            Name::from(first)
-        };
-        self.blocks.insert(head, block);
+        self.blocks.insert(bound, block);
         Some(id)
     }
 
@@ -443,10 +439,16 @@ impl KeyIndex {
     #[cfg(test)]
     fn check(&self) {
         let mut total = 0;
+        let mut before: Option<&[u8]> = None;
         for (first, block) in &self.blocks {
             let ids = &block.ids;
             assert!(!block.is_empty() && ids.capacity() <= BLOCK_MAX);
-            assert_eq!(&**first, name_of(&self.names, ids[0]));
+            assert!(**first <= *name_of(&self.names, ids[0]), "a lower bound");
+            assert!(
+                before.is_none_or(|last| last < &**first),
+                "above the block before"
+            );
+            before = ids.last().map(|&id| name_of(&self.names, id));
             assert!(ids
                 .windows(2)
                 .all(|w| name_of(&self.names, w[0]) < name_of(&self.names, w[1])));
