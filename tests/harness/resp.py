@@ -18,11 +18,12 @@ both apart:
 import socket
 
 
-class S(str):
-    """A RESP simple string. Compares equal only to another S with the same text."""
+class _Exact(str):
+    """A str equal only to another of its own reply type with the same text (never to a plain
+    str, bytes or the other type)."""
 
     def __eq__(self, other):
-        return isinstance(other, S) and str.__eq__(self, other)
+        return type(other) is type(self) and str.__eq__(self, other)
 
     def __ne__(self, other):
         return not self.__eq__(other)
@@ -30,14 +31,17 @@ class S(str):
     __hash__ = str.__hash__
 
     def __repr__(self):
-        return f"S({str.__repr__(self)})"
+        return f"{type(self).__name__}({str.__repr__(self)})"
 
 
-class Err(str):
+class S(_Exact):
+    """A RESP simple string."""
+
+
+class Err(_Exact):
     """A RESP error reply: its whole text (`ERR syntax error`, `WRONGTYPE ...`), code included.
 
-    A str, so `.startswith("OOM")` and `in` work; equal only to another Err with the same text
-    (never to a plain str, S or bytes). `.msg` is the text as a plain str."""
+    A str, so `.startswith("OOM")` and `in` work. `.msg` is the text as a plain str."""
 
     def __new__(cls, msg):
         if isinstance(msg, (bytes, bytearray, memoryview)):
@@ -47,17 +51,6 @@ class Err(str):
     @property
     def msg(self):
         return str.__str__(self)
-
-    def __eq__(self, other):
-        return isinstance(other, Err) and str.__eq__(self, other)
-
-    def __ne__(self, other):
-        return not self.__eq__(other)
-
-    __hash__ = str.__hash__
-
-    def __repr__(self):
-        return f"Err({str.__repr__(self)})"
 
 
 class Map(dict):
