@@ -187,14 +187,6 @@ impl Entry {
         (false, fresh_until)
     }
 
-    pub fn freshness(
-        &self,
-        now: i64,
-        pending: impl Fn(&[u8]) -> Option<TagInvalidation>,
-    ) -> Freshness {
-        Freshness::of(self.effective(pending), now)
-    }
-
     /// Writes pending invalidations into the entry itself, so they survive a move to another
     /// database, a copy, or a save.
     pub fn materialize(&mut self, pending: impl Fn(&[u8]) -> Option<TagInvalidation>) {
@@ -296,11 +288,19 @@ mod tests {
         assert_eq!((empty.value(), empty.tags().count()), (b"".as_slice(), 0));
     }
 
+    fn freshness(
+        e: &Entry,
+        now: i64,
+        pending: impl Fn(&[u8]) -> Option<TagInvalidation>,
+    ) -> Freshness {
+        Freshness::of(e.effective(pending), now)
+    }
+
     #[test]
     fn freshness_by_time() {
         let e = entry(&[], 1);
-        assert_eq!(e.freshness(999, |_| None), Freshness::Fresh);
-        assert_eq!(e.freshness(1000, |_| None), Freshness::Stale);
+        assert_eq!(freshness(&e, 999, |_| None), Freshness::Fresh);
+        assert_eq!(freshness(&e, 1000, |_| None), Freshness::Stale);
     }
 
     #[test]
@@ -316,19 +316,19 @@ mod tests {
         };
         let lookup = |inv: TagInvalidation| move |t: &[u8]| (t == b"t").then_some(inv);
         assert_eq!(
-            entry(&["u", "t"], 4).freshness(0, lookup(hard)),
+            freshness(&entry(&["u", "t"], 4), 0, lookup(hard)),
             Freshness::Dead
         );
         assert_eq!(
-            entry(&["t"], 6).freshness(0, lookup(hard)),
+            freshness(&entry(&["t"], 6), 0, lookup(hard)),
             Freshness::Fresh
         );
         assert_eq!(
-            entry(&["t"], 4).freshness(600, lookup(soft)),
+            freshness(&entry(&["t"], 4), 600, lookup(soft)),
             Freshness::Stale
         );
         assert_eq!(
-            entry(&["t"], 4).freshness(400, lookup(soft)),
+            freshness(&entry(&["t"], 4), 400, lookup(soft)),
             Freshness::Fresh
         );
         let mut e = entry(&["t"], 4);
@@ -336,7 +336,7 @@ mod tests {
         assert_eq!(e.fresh_until, 500);
         e.materialize(lookup(hard));
         assert!(e.dead());
-        assert_eq!(e.freshness(0, |_| None), Freshness::Dead);
+        assert_eq!(freshness(&e, 0, |_| None), Freshness::Dead);
     }
 
     #[test]

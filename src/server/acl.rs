@@ -30,30 +30,22 @@ pub enum Intent {
 impl Access {
     pub fn of(ctx: &Context) -> Access {
         let name = current_user(ctx);
-        let user = (!name.is_null()).then(|| {
-            let name = RedisString::from_redis_module_string(std::ptr::null_mut(), name);
-            // SAFETY: `name` is a live string owned by the User; the server returns a new user
-            // handle (or null if the user is gone), freed in Drop.
-            let handle = unsafe { raw::RedisModule_GetModuleUserFromUserName.unwrap()(name.inner) };
-            User {
-                name,
-                handle: NonNull::new(handle),
-            }
-        });
-        Access {
-            user,
-            all_keys: Cell::new(None),
-        }
+        let name = (!name.is_null())
+            .then(|| RedisString::from_redis_module_string(std::ptr::null_mut(), name));
+        Access::of_user(name)
     }
 
     /// The access of the user named `name` (a command forwarded from another node on behalf
     /// of that user); None: no user, everything is allowed. A user this server does not know
     /// may touch nothing.
     pub fn for_user(ctx: &Context, name: Option<&[u8]>) -> Access {
+        Access::of_user(name.map(|name| RedisString::create_from_slice(ctx.ctx, name)))
+    }
+
+    fn of_user(name: Option<RedisString>) -> Access {
         let user = name.map(|name| {
-            let name = RedisString::create_from_slice(ctx.ctx, name);
             // SAFETY: `name` is a live string owned by the User; the server returns a new user
-            // handle (or null for an unknown user), freed in Drop.
+            // handle (or null for an unknown or deleted user), freed in Drop.
             let handle = unsafe { raw::RedisModule_GetModuleUserFromUserName.unwrap()(name.inner) };
             User {
                 name,
