@@ -5,7 +5,6 @@ declare(strict_types=1);
 namespace RedisCache\Connection;
 
 use RedisCache\Exception\ConnectionError;
-use RedisCache\Exception\ServerError;
 
 /**
  * phpredis's RedisCluster. Commands that name a key go to the key's primary
@@ -17,6 +16,9 @@ use RedisCache\Exception\ServerError;
  */
 final class PhpRedisClusterConnection implements Connection
 {
+    use OneAtATime;
+    use PhpRedisReplies;
+
     private const KEYLESS = ['CACHE.INVALIDATE' => true, 'CACHE.INVALIDATETAG' => true,
         'CACHE.STATS' => true, 'CACHE.TAGSCAN' => true];
 
@@ -35,27 +37,12 @@ final class PhpRedisClusterConnection implements Connection
         } catch (\RedisClusterException|\RedisException $e) {
             throw new ConnectionError($e->getMessage(), 0, $e);
         }
-        if ($reply === false) {
-            if ($error !== null) {
-                $this->cluster->clearLastError();
-                throw new ServerError($error);
-            }
-            return null;
-        }
-        return self::normalise($reply);
+        return self::settle($reply, $error, $this->cluster);
     }
 
     public function pipeline(array $commands): array
     {
-        $out = [];
-        foreach ($commands as $args) {
-            try {
-                $out[] = $this->command($args);
-            } catch (ServerError $e) {
-                $out[] = $e;
-            }
-        }
-        return $out;
+        return $this->oneAtATime($commands);
     }
 
     public function readTimeoutMs(): ?int
@@ -71,19 +58,5 @@ final class PhpRedisClusterConnection implements Connection
             throw new ConnectionError('the cluster has no known primary');
         }
         return $primaries[array_rand($primaries)];
-    }
-
-    private static function normalise(mixed $reply): mixed
-    {
-        if ($reply === true) {
-            return 'OK';
-        }
-        if ($reply === false) {
-            return null;
-        }
-        if (is_array($reply)) {
-            return array_map([self::class, 'normalise'], $reply);
-        }
-        return $reply;
     }
 }

@@ -5,7 +5,6 @@ declare(strict_types=1);
 namespace RedisCache\Connection;
 
 use RedisCache\Exception\ConnectionError;
-use RedisCache\Exception\ServerError;
 
 /**
  * phpredis (ext-redis) in its default mode.
@@ -20,6 +19,8 @@ use RedisCache\Exception\ServerError;
  */
 final class PhpRedisConnection implements Connection
 {
+    use PhpRedisReplies;
+
     public function __construct(private \Redis $redis)
     {
     }
@@ -35,14 +36,7 @@ final class PhpRedisConnection implements Connection
         } catch (\RedisException $e) {
             throw new ConnectionError($e->getMessage(), 0, $e);
         }
-        if ($reply === false) {
-            if ($error !== null) {
-                $this->redis->clearLastError();
-                throw new ServerError($error);
-            }
-            return null;
-        }
-        return self::normalise($reply);
+        return self::settle($reply, $error, $this->redis);
     }
 
     public function pipeline(array $commands): array
@@ -77,19 +71,5 @@ final class PhpRedisConnection implements Connection
             return null;
         }
         return $seconds > 0 ? (int) ($seconds * 1000) : Connections::defaultSocketTimeoutMs();
-    }
-
-    private static function normalise(mixed $reply): mixed
-    {
-        if ($reply === true) {
-            return 'OK';
-        }
-        if ($reply === false) {
-            return null;
-        }
-        if (is_array($reply)) {
-            return array_map([self::class, 'normalise'], $reply);
-        }
-        return $reply;
     }
 }

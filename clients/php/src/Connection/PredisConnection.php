@@ -26,6 +26,8 @@ use RedisCache\Exception\ServerError;
  */
 final class PredisConnection implements Connection
 {
+    use OneAtATime;
+
     private const KEYED = ['CACHE.GETORMARK', 'CACHE.GET', 'CACHE.SETTAGGED', 'CACHE.TAGS'];
     private const KEYLESS = ['CACHE.INVALIDATE' => true, 'CACHE.INVALIDATETAG' => true,
         'CACHE.STATS' => true, 'CACHE.TAGSCAN' => true];
@@ -73,15 +75,7 @@ final class PredisConnection implements Connection
         $connection = $this->client->getConnection();
         if (!$connection instanceof NodeConnectionInterface) {
             // A cluster or replication connection: one command at a time keeps routing right.
-            $out = [];
-            foreach ($commands as $args) {
-                try {
-                    $out[] = $this->command($args);
-                } catch (ServerError $e) {
-                    $out[] = $e;
-                }
-            }
-            return $out;
+            return $this->oneAtATime($commands);
         }
         $raw = [];
         try {
